@@ -1,0 +1,27 @@
+//! [`Entity`]: what episodes, patterns and heuristics have in common, so that codecs, caches
+//! and backends can handle all three with one piece of code.
+
+use std::fmt::{Debug, Display};
+use std::hash::Hash;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{EntityKind, ValidationError};
+
+/// A stored item: it has a typed id, validates itself and is encoded by [`crate::codec`].
+pub trait Entity:
+    Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static
+{
+    /// The item's typed id.
+    type Id: Copy + Eq + Ord + Hash + Debug + Display + Send + Sync + 'static;
+
+    /// Which kind of item this is.
+    const KIND: EntityKind;
+
+    /// The item's id.
+    fn id(&self) -> Self::Id;
+
+    /// Checks every documented limit ([`crate::limits`]), including the encoded size.
+    fn validate(&self) -> Result<(), ValidationError>;
+}

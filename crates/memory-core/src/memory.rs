@@ -1,0 +1,267 @@
+//! [`InMemoryStorage`]: the obviously-correct reference backend (one lock around ordered
+//! maps). It is the oracle that caches and other backends are tested against.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use crate::entity::Entity;
+use crate::episode::Episode;
+use crate::error::{Result, StorageError};
+use crate::heuristic::Heuristic;
+use crate::ids::{EpisodeId, HeuristicId, PatternId};
+use crate::pattern::Pattern;
+use crate::query::{EpisodePage, EpisodeQuery, PatternQuery};
+use crate::storage::StorageBackend;
+use crate::time::Timestamp;
+use crate::validate::{validate_batch, validate_ids};
+
+/// A process-local store holding everything in memory. Nothing survives the process.
+///
+/// ```
+/// use memory_core::{Heuristic, InMemoryStorage, StorageBackend};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = InMemoryStorage::new();
+/// let h = Heuristic::new("lint fails", "run cargo fmt", 0.9);
+/// store.store_heuristic(&h).await.unwrap();
+/// assert_eq!(store.count_heuristics().await.unwrap(), 1);
+/// # });
+/// ```
+#[derive(Default)]
+pub struct InMemoryStorage {
+    tables: RwLock<Tables>,
+}
+
+#[derive(Default)]
+struct Tables {
+    episodes: BTreeMap<EpisodeId, Arc<Episode>>,
+    /// Every episode's position in the query order, kept in step with `episodes`.
+    episodes_by_start: BTreeSet<(Timestamp, EpisodeId)>,
+    patterns: BTreeMap<PatternId, Arc<Pattern>>,
+    heuristics: BTreeMap<HeuristicId, Arc<Heuristic>>,
+}
+
+/// Where an entity lives inside [`Tables`], and how its secondary index follows a change.
+trait Stored: Entity {
+    fn rows(tables: &Tables) -> &BTreeMap<Self::Id, Arc<Self>>;
+    fn rows_mut(tables: &mut Tables) -> &mut BTreeMap<Self::Id, Arc<Self>>;
+    fn reindex(tables: &mut Tables, old: Option<&Self>, new: Option<&Self>);
+}
+
+impl Stored for Episode {
+    fn rows(tables: &Tables) -> &BTreeMap<EpisodeId, Arc<Episode>> {
+        &tables.episodes
+    }
+    fn rows_mut(tables: &mut Tables) -> &mut BTreeMap<EpisodeId, Arc<Episode>> {
+        &mut tables.episodes
+    }
+    fn reindex(tables: &mut Tables, old: Option<&Episode>, new: Option<&Episode>) {
+        if let Some(old) = old {
+            tables.episodes_by_start.remove(&(old.start_time, old.id));
+        }
+        if let Some(new) = new {
+            tables.episodes_by_start.insert((new.start_time, new.id));
+        }
+    }
+}
+
+impl Stored for Pattern {
+    fn rows(tables: &Tables) -> &BTreeMap<PatternId, Arc<Pattern>> {
+        &tables.patterns
+    }
+    fn rows_mut(tables: &mut Tables) -> &mut BTreeMap<PatternId, Arc<Pattern>> {
+        &mut tables.patterns
+    }
+    fn reindex(_: &mut Tables, _: Option<&Pattern>, _: Option<&Pattern>) {}
+}
+
+impl Stored for Heuristic {
+    fn rows(tables: &Tables) -> &BTreeMap<HeuristicId, Arc<Heuristic>> {
+        &tables.heuristics
+    }
+    fn rows_mut(tables: &mut Tables) -> &mut BTreeMap<HeuristicId, Arc<Heuristic>> {
+        &mut tables.heuristics
+    }
+    fn reindex(_: &mut Tables, _: Option<&Heuristic>, _: Option<&Heuristic>) {}
+}
+
+impl Tables {
+    fn put<E: Stored>(&mut self, item: &E) {
+        let new = Arc::new(item.clone());
+        let old = E::rows_mut(self).insert(item.id(), Arc::clone(&new));
+        E::reindex(self, old.as_deref(), Some(&new));
+    }
+
+    fn remove<E: Stored>(&mut self, id: E::Id) {
+        if let Some(old) = E::rows_mut(self).remove(&id) {
+            E::reindex(self, Some(&old), None);
+        }
+    }
+}
+
+impl InMemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn store_one<E: Stored>(&self, item: &E) -> Result<()> {
+        item.validate()?;
+        self.tables.write().put(item);
+        Ok(())
+    }
+
+    fn store_many<E: Stored>(&self, items: &[E]) -> Result<()> {
+        validate_batch(items)?;
+        let mut tables = self.tables.write();
+        for item in items {
+            tables.put(item);
+        }
+        Ok(())
+    }
+
+    fn get_one<E: Stored>(&self, id: E::Id) -> Option<Arc<E>> {
+        E::rows(&self.tables.read()).get(&id).cloned()
+    }
+
+    fn get_many<E: Stored>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
+        validate_ids(ids, false)?;
+        let tables = self.tables.read();
+        let rows = E::rows(&tables);
+        Ok(ids.iter().map(|id| rows.get(id).cloned()).collect())
+    }
+
+    fn delete_many<E: Stored>(&self, ids: &[E::Id]) -> Result<()> {
+        validate_ids(ids, true)?;
+        let mut tables = self.tables.write();
+        if let Some(missing) = ids.iter().find(|id| !E::rows(&tables).contains_key(id)) {
+            return Err(StorageError::not_found(E::KIND, missing));
+        }
+        for id in ids {
+            tables.remove::<E>(*id);
+        }
+        Ok(())
+    }
+
+    fn count<E: Stored>(&self) -> u64 {
+        E::rows(&self.tables.read()).len() as u64
+    }
+}
+
+#[async_trait]
+impl StorageBackend for InMemoryStorage {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn store_episode(&self, episode: &Episode) -> Result<()> {
+        self.store_one(episode)
+    }
+    async fn get_episode(&self, id: EpisodeId) -> Result<Option<Arc<Episode>>> {
+        Ok(self.get_one(id))
+    }
+    async fn delete_episode(&self, id: EpisodeId) -> Result<()> {
+        self.delete_many::<Episode>(&[id])
+    }
+    async fn store_episodes(&self, episodes: &[Episode]) -> Result<()> {
+        self.store_many(episodes)
+    }
+    async fn get_episodes(&self, ids: &[EpisodeId]) -> Result<Vec<Option<Arc<Episode>>>> {
+        self.get_many(ids)
+    }
+    async fn delete_episodes(&self, ids: &[EpisodeId]) -> Result<()> {
+        self.delete_many::<Episode>(ids)
+    }
+
+    async fn query_episodes(&self, query: &EpisodeQuery) -> Result<EpisodePage> {
+        query.validate()?;
+        // Walk the (start_time, id) order downwards from the tighter of the two upper bounds.
+        let nil = EpisodeId::from_bytes([0; 16]);
+        let mut upper = query.until.map(|t| (t, nil));
+        if let Some(cursor) = query.cursor {
+            let key = (cursor.start_time(), cursor.id());
+            upper = Some(upper.map_or(key, |u| u.min(key)));
+        }
+        let range = upper.map_or(Bound::Unbounded, Bound::Excluded);
+        let tables = self.tables.read();
+        let items = tables
+            .episodes_by_start
+            .range((Bound::Unbounded, range))
+            .rev()
+            .take_while(|(start, _)| query.since.is_none_or(|since| *start >= since))
+            .filter_map(|(_, id)| tables.episodes.get(id))
+            .filter(|e| query.matches(e))
+            .take(query.limit.saturating_add(1))
+            .cloned()
+            .collect();
+        Ok(EpisodePage::from_overfetch(items, query.limit))
+    }
+
+    async fn count_episodes(&self) -> Result<u64> {
+        Ok(self.count::<Episode>())
+    }
+
+    async fn store_pattern(&self, pattern: &Pattern) -> Result<()> {
+        self.store_one(pattern)
+    }
+    async fn get_pattern(&self, id: PatternId) -> Result<Option<Arc<Pattern>>> {
+        Ok(self.get_one(id))
+    }
+    async fn delete_pattern(&self, id: PatternId) -> Result<()> {
+        self.delete_many::<Pattern>(&[id])
+    }
+    async fn store_patterns(&self, patterns: &[Pattern]) -> Result<()> {
+        self.store_many(patterns)
+    }
+    async fn get_patterns(&self, ids: &[PatternId]) -> Result<Vec<Option<Arc<Pattern>>>> {
+        self.get_many(ids)
+    }
+    async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()> {
+        self.delete_many::<Pattern>(ids)
+    }
+
+    async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {
+        query.validate()?;
+        let mut found: Vec<Arc<Pattern>> = self
+            .tables
+            .read()
+            .patterns
+            .values()
+            .filter(|p| query.matches(p))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| PatternQuery::order(a, b));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
+    async fn count_patterns(&self) -> Result<u64> {
+        Ok(self.count::<Pattern>())
+    }
+
+    async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {
+        self.store_one(heuristic)
+    }
+    async fn get_heuristic(&self, id: HeuristicId) -> Result<Option<Arc<Heuristic>>> {
+        Ok(self.get_one(id))
+    }
+    async fn delete_heuristic(&self, id: HeuristicId) -> Result<()> {
+        self.delete_many::<Heuristic>(&[id])
+    }
+    async fn store_heuristics(&self, heuristics: &[Heuristic]) -> Result<()> {
+        self.store_many(heuristics)
+    }
+    async fn get_heuristics(&self, ids: &[HeuristicId]) -> Result<Vec<Option<Arc<Heuristic>>>> {
+        self.get_many(ids)
+    }
+    async fn delete_heuristics(&self, ids: &[HeuristicId]) -> Result<()> {
+        self.delete_many::<Heuristic>(ids)
+    }
+    async fn count_heuristics(&self) -> Result<u64> {
+        Ok(self.count::<Heuristic>())
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md gives it and .ci/run calls it: formatting, lints,
+# documentation and every test of every crate. Works on a fresh machine: cargo fetches the
+# crates; later issues add the tools they need (for example sqld) to this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "rustdoc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
+step "tests"
+cargo test --workspace --all-features --locked
