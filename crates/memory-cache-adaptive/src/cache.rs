@@ -1,0 +1,486 @@
+//! [`AdaptiveCache`]: the sharded, weight-bounded, frequency-admitted entity cache.
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Mutex, RwLock};
+
+use crate::clock::{Clock, SystemClock, nanos};
+use crate::config::{CacheConfig, ConfigError, Weigher};
+use crate::flights::{Flight, FlightMap};
+use crate::generations::{Generations, Mark};
+use crate::shard::{Expiry, Found, Limits, Shard, Slot};
+use crate::sketch::FrequencySketch;
+use crate::stats::{CacheStatsSnapshot, Counters, EvictionReason, sum};
+
+/// The answer of [`AdaptiveCache::lookup`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup<V> {
+    /// The cached value.
+    Hit(V),
+    /// A remembered "not found" (negative caching).
+    NotFound,
+    /// Nothing usable is cached.
+    Miss,
+}
+
+struct ShardSlot<K, V> {
+    shard: RwLock<Shard<K, V>>,
+    sketch: FrequencySketch,
+    counters: Counters,
+    flights: Mutex<FlightMap<K>>,
+}
+
+struct Inner<K, V> {
+    shards: Box<[CachePadded<ShardSlot<K, V>>]>,
+    hasher: foldhash::fast::FixedState,
+    shift: u32,
+    clock: Arc<dyn Clock>,
+    expiry: Expiry,
+    weigher: Option<Weigher<K, V>>,
+    entry_overhead: u64,
+    generations: Generations,
+}
+
+/// A concurrent cache bounded by entry count and bytes, with TinyLFU admission (one scan of
+/// cold keys cannot flush the hot set), adaptive idle expiry under a hard maximum age,
+/// optional negative caching and coalesced loads. Cloning gives another handle to the same
+/// cache.
+///
+/// Reads take one shard's read lock; writes take one shard's write lock; nothing takes a
+/// global lock. No tokio runtime or background task is needed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use memory_cache_adaptive::{AdaptiveCache, CacheConfig, CacheStats};
+///
+/// let cache: AdaptiveCache<u64, Arc<String>> = AdaptiveCache::builder(
+///     CacheConfig::new(10_000).max_weight(64 * 1024 * 1024),
+/// )
+/// .weigher(|_key, value: &Arc<String>| value.len() as u64)
+/// .build()
+/// .unwrap();
+/// cache.insert(7, Arc::new("seven".to_string()));
+/// assert_eq!(cache.get(&7).as_deref().map(String::as_str), Some("seven"));
+/// assert_eq!(cache.get(&8), None);
+/// assert_eq!(cache.snapshot().hits, 1);
+/// ```
+pub struct AdaptiveCache<K, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Clone for AdaptiveCache<K, V> {
+    fn clone(&self) -> Self {
+        AdaptiveCache {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// Builds an [`AdaptiveCache`] with an optional weigher and clock.
+pub struct CacheBuilder<K, V> {
+    config: CacheConfig,
+    weigher: Option<Weigher<K, V>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Sizes values in bytes for the weight bound.
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Uses `clock` for expiry (tests use [`ManualClock`](crate::ManualClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the config and builds the cache.
+    pub fn build(self) -> Result<AdaptiveCache<K, V>, ConfigError> {
+        let config = self.config;
+        config.validate()?;
+        let shards = config.shard_count();
+        if shards > config.max_entries {
+            return Err(ConfigError {
+                field: "shards",
+                reason: "must not exceed max_entries".into(),
+            });
+        }
+        let max_weight = config.max_weight.unwrap_or(u64::MAX);
+        let slots = (0..shards)
+            .map(|i| {
+                let max_entries = share(config.max_entries as u64, shards, i) as usize;
+                let max_weight = if max_weight == u64::MAX {
+                    u64::MAX / 2
+                } else {
+                    share(max_weight, shards, i)
+                };
+                let limits = Limits {
+                    max_entries,
+                    max_weight,
+                    window_share: f64::from(config.window_percent) / 100.0,
+                };
+                CachePadded::new(ShardSlot {
+                    shard: RwLock::new(Shard::new(limits)),
+                    sketch: FrequencySketch::new(max_entries),
+                    counters: Counters::default(),
+                    flights: Mutex::new(FlightMap::with_hasher(
+                        foldhash::fast::FixedState::default(),
+                    )),
+                })
+            })
+            .collect();
+        let expiry = Expiry {
+            idle_min: config.idle.map(|i| nanos(i.min)),
+            idle_max: config.idle.map_or(u64::MAX, |i| nanos(i.max)),
+            max_age: config.max_age.map(nanos),
+            negative_ttl: config.negative_ttl.map(nanos),
+        };
+        Ok(AdaptiveCache {
+            inner: Arc::new(Inner {
+                shards: slots,
+                hasher: foldhash::fast::FixedState::default(),
+                shift: 64 - shards.trailing_zeros(),
+                clock: self.clock,
+                expiry,
+                entry_overhead: if config.max_weight.is_some() {
+                    config.entry_overhead
+                } else {
+                    0
+                },
+                weigher: self.weigher,
+                generations: Generations::new(),
+            }),
+        })
+    }
+}
+
+/// Shard `i`'s part of `total` split `parts` ways, the remainder going to the first shards.
+fn share(total: u64, parts: usize, i: usize) -> u64 {
+    let parts = parts as u64;
+    total / parts + u64::from((i as u64) < total % parts)
+}
+
+impl<K, V> AdaptiveCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache with `config`, no weigher (the weight bound then counts only per-entry
+    /// overhead) and the system clock.
+    pub fn new(config: CacheConfig) -> Result<Self, ConfigError> {
+        Self::builder(config).build()
+    }
+
+    /// Starts building a cache with `config`.
+    pub fn builder(config: CacheConfig) -> CacheBuilder<K, V> {
+        CacheBuilder {
+            config,
+            weigher: None,
+            clock: Arc::new(SystemClock::new()),
+        }
+    }
+
+    pub(crate) fn hash(&self, key: &K) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    /// Hashes any value with the cache's hasher (the query cache hashes dependencies).
+    pub(crate) fn hash_of<T: Hash + ?Sized>(&self, value: &T) -> u64 {
+        self.inner.hasher.hash_one(value)
+    }
+
+    /// The generation table: keys' stripes, and for the query cache dependencies' stripes.
+    pub(crate) fn generations(&self) -> &Generations {
+        &self.inner.generations
+    }
+
+    fn slot(&self, hash: u64) -> &ShardSlot<K, V> {
+        let index = if self.inner.shift == 64 {
+            0
+        } else {
+            (hash >> self.inner.shift) as usize
+        };
+        &self.inner.shards[index]
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.now_nanos()
+    }
+
+    /// The cached value of `key`; `None` on a miss or a remembered "not found".
+    pub fn get(&self, key: &K) -> Option<V> {
+        match self.lookup(key) {
+            Lookup::Hit(v) => Some(v),
+            Lookup::NotFound | Lookup::Miss => None,
+        }
+    }
+
+    /// The cached state of `key`, telling a remembered "not found" from a miss.
+    pub fn lookup(&self, key: &K) -> Lookup<V> {
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    fn lookup_hashed(&self, key: &K, hash: u64) -> Lookup<V> {
+        let slot = self.slot(hash);
+        slot.sketch.increment(hash);
+        let now = self.now();
+        let found = slot.shard.read().read(key, now, &self.inner.expiry);
+        match found {
+            Found::Hit(Slot::Present(v)) => {
+                Counters::bump(&slot.counters.hits);
+                Lookup::Hit(v)
+            }
+            Found::Hit(Slot::Absent) => {
+                Counters::bump(&slot.counters.hits);
+                Counters::bump(&slot.counters.negative_hits);
+                Lookup::NotFound
+            }
+            Found::Expired => {
+                slot.shard
+                    .write()
+                    .remove_if_expired(key, now, &self.inner.expiry, &slot.counters);
+                Counters::bump(&slot.counters.misses);
+                Lookup::Miss
+            }
+            Found::Missing => {
+                Counters::bump(&slot.counters.misses);
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Like [`get`](Self::get), but a value that fails `valid` is removed (counted as
+    /// invalidated) and reported as a miss.
+    pub(crate) fn get_valid(&self, key: &K, valid: impl Fn(&V) -> bool) -> Option<V> {
+        let hash = self.hash(key);
+        match self.lookup_hashed(key, hash) {
+            Lookup::Hit(v) if valid(&v) => Some(v),
+            Lookup::Hit(_) => {
+                let slot = self.slot(hash);
+                slot.shard
+                    .write()
+                    .remove_unless(key, &valid, &slot.counters);
+                // The lookup counted a hit; it was not one.
+                slot.counters
+                    .hits
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                Counters::bump(&slot.counters.misses);
+                None
+            }
+            Lookup::NotFound | Lookup::Miss => None,
+        }
+    }
+
+    fn weigh(&self, key: &K, slot: &Slot<V>) -> u64 {
+        let value = match (slot, &self.inner.weigher) {
+            (Slot::Present(v), Some(weigher)) => weigher(key, v),
+            _ => 0,
+        };
+        value.saturating_add(self.inner.entry_overhead).max(1)
+    }
+
+    pub(crate) fn store(&self, key: K, hash: u64, slot: Slot<V>, only_if: &[Mark]) -> bool {
+        let weight = self.weigh(&key, &slot);
+        let shard_slot = self.slot(hash);
+        let mut shard = shard_slot.shard.write();
+        // Checked under the shard lock: an invalidation bumps first and removes under this
+        // lock, so either it sees our entry or we see its bump.
+        if !only_if
+            .iter()
+            .all(|m| self.inner.generations.is_current(*m))
+        {
+            return false;
+        }
+        shard.insert(
+            key,
+            hash,
+            slot,
+            weight,
+            self.now(),
+            &self.inner.expiry,
+            &shard_slot.sketch,
+            &shard_slot.counters,
+        )
+    }
+
+    /// Stores `value` under `key`, replacing any entry. Loads of `key` in flight are not
+    /// stored when they land (they may predate this value). Returns false if the value alone
+    /// is heavier than a shard may hold (then nothing is cached for `key`).
+    pub fn insert(&self, key: K, value: V) -> bool {
+        let hash = self.hash(&key);
+        self.inner.generations.bump(hash);
+        self.store(key, hash, Slot::Present(value), &[])
+    }
+
+    /// Remembers that `key` does not exist, for the negative TTL. Returns false (and stores
+    /// nothing) when negative caching is not configured.
+    pub fn insert_not_found(&self, key: K) -> bool {
+        if self.inner.expiry.negative_ttl.is_none() {
+            return false;
+        }
+        let hash = self.hash(&key);
+        self.inner.generations.bump(hash);
+        self.store(key, hash, Slot::Absent, &[])
+    }
+
+    /// Removes `key` and makes loads of it that are in flight skip storing their result.
+    pub fn invalidate(&self, key: &K) {
+        let hash = self.hash(key);
+        self.inner.generations.bump(hash);
+        let slot = self.slot(hash);
+        slot.shard
+            .write()
+            .remove(key, EvictionReason::Invalidated, &slot.counters);
+    }
+
+    /// Removes every entry; no load in flight stores its result.
+    pub fn invalidate_all(&self) {
+        self.inner.generations.bump_all();
+        for slot in self.inner.shards.iter() {
+            slot.shard.write().clear(&slot.counters);
+        }
+    }
+
+    /// Removes every expired entry now (expiry is otherwise lazy plus a small sweep on each
+    /// write); returns how many were removed.
+    pub fn sweep_expired(&self) -> usize {
+        let now = self.now();
+        self.inner
+            .shards
+            .iter()
+            .map(|slot| {
+                slot.shard
+                    .write()
+                    .sweep_all(now, &self.inner.expiry, &slot.counters)
+            })
+            .sum()
+    }
+
+    /// Whether an entry for `key` is held, expired or not, without counting a lookup.
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.slot(self.hash(key)).shard.read().contains(key)
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.shard.read().len()).sum()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn stats_snapshot(&self) -> CacheStatsSnapshot {
+        sum(self.inner.shards.iter().map(|s| &s.counters))
+    }
+
+    /// Bytes held now (weights plus per-entry overhead).
+    pub fn weight(&self) -> u64 {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.shard.read().weight())
+            .sum()
+    }
+
+    /// The cached value of `key`, or the loader's answer. Concurrent callers missing the
+    /// same key share one loader run and its result, error included; an error is never
+    /// cached. `Ok(None)` ("does not exist") is remembered if negative caching is on. A load
+    /// that overlapped a write to `key` is returned but not cached.
+    ///
+    /// The loader runs on the caller's task; no runtime is required beyond the caller's.
+    ///
+    /// ```
+    /// use memory_cache_adaptive::{AdaptiveCache, CacheConfig};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: AdaptiveCache<u32, String> = AdaptiveCache::new(CacheConfig::new(100)).unwrap();
+    /// let v = cache
+    ///     .get_or_load(1, || async { Ok::<_, std::io::ErrorKind>(Some("one".to_string())) })
+    ///     .await;
+    /// assert_eq!(v, Ok(Some("one".to_string())));
+    /// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+    /// # });
+    /// ```
+    pub async fn get_or_load<E, F, Fut>(&self, key: K, loader: F) -> Result<Option<V>, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        let hash = self.hash(&key);
+        match self.lookup_hashed(&key, hash) {
+            Lookup::Hit(v) => return Ok(Some(v)),
+            Lookup::NotFound => return Ok(None),
+            Lookup::Miss => {}
+        }
+        let marks = || -> Box<[Mark]> { Box::new([self.inner.generations.mark(hash)]) };
+        self.load(
+            key,
+            hash,
+            marks,
+            loader,
+            |cache, key, hash, value, marks| {
+                let slot = match value {
+                    Some(v) => Slot::Present(v.clone()),
+                    None if cache.inner.expiry.negative_ttl.is_some() => Slot::Absent,
+                    None => return true,
+                };
+                cache.store(key, hash, slot, marks)
+            },
+        )
+        .await
+    }
+
+    /// The flight machinery shared by both caches: join or start the flight for `key`, run
+    /// the loader at most once, and let the settling caller `keep` the result (false from
+    /// `keep` counts the load as discarded).
+    pub(crate) async fn load<T, E, F, Fut>(
+        &self,
+        key: K,
+        hash: u64,
+        marks: impl FnOnce() -> Box<[Mark]>,
+        loader: F,
+        keep: impl FnOnce(&Self, K, u64, &T, &[Mark]) -> bool,
+    ) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + 'static,
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let slot = self.slot(hash);
+        let flight = Flight::<T, E>::join_or_start(
+            &mut slot.flights.lock(),
+            &key,
+            &self.inner.generations,
+            marks,
+        );
+        let result = flight
+            .cell
+            .get_or_init(|| async {
+                Counters::bump(&slot.counters.loads);
+                loader().await
+            })
+            .await;
+        if flight.settle() {
+            flight.unregister(&mut slot.flights.lock(), &key);
+            if let Ok(value) = result
+                && !keep(self, key, hash, value, &flight.marks)
+            {
+                Counters::bump(&slot.counters.loads_discarded);
+            }
+        }
+        result.clone()
+    }
+}
