@@ -1,0 +1,141 @@
+//! Multi-threaded stress: four threads mixing inserts, reads, invalidations and coalesced
+//! loads over shared keys, bounded in operations. Every read returns a version no newer
+//! than the newest published and, for the key's owner, never older than its own last
+//! write; the bounds hold; hits + misses = lookups.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use memory_cache_adaptive::{AdaptiveCache, CacheConfig, CacheStats, QueryCache};
+
+const THREADS: u64 = 4;
+const KEYS: u64 = 512;
+const OPS: u64 = 100_000;
+const MAX_ENTRIES: usize = 200;
+
+#[derive(Debug)]
+struct Versioned {
+    key: u64,
+    version: u64,
+}
+
+fn rng(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn invariants_hold_under_concurrency() {
+    let cache: AdaptiveCache<u64, Arc<Versioned>> = AdaptiveCache::new(
+        CacheConfig::new(MAX_ENTRIES)
+            .max_weight(MAX_ENTRIES as u64 * 64 * 3 / 4)
+            .idle_between(Duration::from_millis(1), Duration::from_millis(50))
+            .max_age(Duration::from_millis(200))
+            .shards(4),
+    )
+    .unwrap();
+    let latest: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (cache, latest) = (cache.clone(), Arc::clone(&latest));
+            std::thread::spawn(move || {
+                let mut state = 0x9E37_79B9 + t;
+                let mut lookups = 0u64;
+                for _ in 0..OPS {
+                    let r = rng(&mut state);
+                    let key = r % KEYS;
+                    let owned = key % THREADS == t;
+                    match (r >> 32) % 10 {
+                        0..=2 if owned => {
+                            let version = latest[key as usize].load(Ordering::SeqCst) + 1;
+                            latest[key as usize].store(version, Ordering::SeqCst);
+                            cache.insert(key, Arc::new(Versioned { key, version }));
+                            lookups += 1;
+                            if let Some(v) = cache.get(&key) {
+                                assert_eq!(v.version, version, "owner reads its own write");
+                            }
+                        }
+                        3 if owned => {
+                            cache.invalidate(&key);
+                            lookups += 1;
+                            assert!(cache.get(&key).is_none(), "owner reads its invalidation");
+                        }
+                        4 => {
+                            lookups += 1;
+                            let published = latest[key as usize].load(Ordering::SeqCst);
+                            let loaded = futures::executor::block_on(
+                                cache.get_or_load(key, || async { Ok::<_, ()>(None) }),
+                            );
+                            if let Ok(Some(v)) = loaded {
+                                assert_eq!(v.key, key);
+                                assert!(v.version <= latest[key as usize].load(Ordering::SeqCst));
+                                if owned {
+                                    assert_eq!(v.version, published);
+                                }
+                            }
+                        }
+                        _ => {
+                            lookups += 1;
+                            let published = latest[key as usize].load(Ordering::SeqCst);
+                            if let Some(v) = cache.get(&key) {
+                                assert_eq!(v.key, key, "a value under the wrong key");
+                                let newest = latest[key as usize].load(Ordering::SeqCst);
+                                assert!(v.version <= newest, "a version never written");
+                                if owned {
+                                    assert_eq!(v.version, published, "owner sees an old version");
+                                }
+                            }
+                        }
+                    }
+                    assert!(cache.len() <= MAX_ENTRIES);
+                }
+                lookups
+            })
+        })
+        .collect();
+    let lookups: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let s = cache.snapshot();
+    assert_eq!(s.hits + s.misses, lookups, "hits + misses = lookups");
+    assert!(s.hits > 0 && s.misses > 0);
+    assert!(cache.len() <= MAX_ENTRIES);
+    assert!(cache.weight() <= MAX_ENTRIES as u64 * 64 * 3 / 4);
+}
+
+#[test]
+fn query_cache_never_serves_across_an_invalidation_under_concurrency() {
+    // Each thread owns one dependency; it bumps a version, invalidates, and then must never
+    // read a result computed from an older version.
+    let cache: QueryCache<u64, u64, u64> = QueryCache::new(CacheConfig::new(64)).unwrap();
+    let versions: Arc<Vec<AtomicU64>> = Arc::new((0..THREADS).map(|_| AtomicU64::new(0)).collect());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (cache, versions) = (cache.clone(), Arc::clone(&versions));
+            std::thread::spawn(move || {
+                for i in 0..20_000u64 {
+                    let current = versions[t as usize].load(Ordering::SeqCst);
+                    if i % 7 == 0 {
+                        versions[t as usize].store(current + 1, Ordering::SeqCst);
+                        cache.invalidate(&t);
+                        continue;
+                    }
+                    let v = futures::executor::block_on(cache.get_or_load(t, &[t], || async {
+                        Ok::<_, ()>(versions[t as usize].load(Ordering::SeqCst))
+                    }))
+                    .unwrap();
+                    assert_eq!(
+                        v, current,
+                        "served a result older than the last invalidation"
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
