@@ -69,10 +69,11 @@ fn caches() -> Vec<(&'static str, Arc<dyn Bench>)> {
         ("moka", Arc::new(moka::sync::Cache::new(CAPACITY as u64))),
         ("lru_mutex", Arc::new(lru)),
     ];
-    let value: Value = Arc::new("x".repeat(64));
     for (_, cache) in &caches {
+        // Each key gets its own value, as real entries do (one shared `Arc` would make every
+        // hit bump the same reference count).
         for key in 0..PRESENT {
-            cache.insert(key, Arc::clone(&value));
+            cache.insert(key, Arc::new(format!("{key:064}")));
         }
         // Reads make the entries frequent, so admission keeps them.
         for _ in 0..3 {
@@ -101,7 +102,6 @@ fn single_ops(c: &mut Criterion) {
     let caches = caches();
     let hits = keys(4_096, PRESENT, 0);
     let misses = keys(4_096, 1 << 40, 1 << 41);
-    let value: Value = Arc::new("y".repeat(64));
     let mut group = c.benchmark_group("cache_performance");
     for (name, cache) in &caches {
         for (i, key) in hits.iter().enumerate() {
@@ -122,30 +122,37 @@ fn single_ops(c: &mut Criterion) {
         });
         let mut next = 1u64 << 42;
         group.bench_function(BenchmarkId::new("insert", name), |b| {
-            b.iter(|| {
-                next += 1;
-                cache.insert(next, Arc::clone(&value));
-            })
+            b.iter_batched(
+                || {
+                    next += 1;
+                    (next, Arc::new(format!("{next:064}")))
+                },
+                |(key, value)| cache.insert(key, value),
+                criterion::BatchSize::SmallInput,
+            )
         });
     }
     group.finish();
 }
 
-/// 90 % reads over a skewed key set, 10 % inserts; `threads` threads share the cache and
-/// the reported time is wall time per operation.
-fn mixed(cache: &Arc<dyn Bench>, threads: usize, ops: u64) -> Duration {
+/// Reads over a key set half of which is present, and one insert every `insert_every`
+/// operations (0: none); `threads` threads share the cache and the reported time is wall
+/// time per operation.
+fn mixed(cache: &Arc<dyn Bench>, threads: usize, ops: u64, insert_every: u64) -> Duration {
     let keys = Arc::new(keys(8_192, PRESENT * 2, 0));
     let start = Instant::now();
     std::thread::scope(|scope| {
         for t in 0..threads {
             let (cache, keys) = (Arc::clone(cache), Arc::clone(&keys));
             scope.spawn(move || {
-                let value: Value = Arc::new("z".repeat(64));
+                // Values are made before the clock starts mattering: one per slot, reused.
+                let values: Vec<Value> =
+                    (0..64).map(|i| Arc::new(format!("{t}-{i:062}"))).collect();
                 let per_thread = ops / threads as u64;
                 for i in 0..per_thread {
                     let key = keys[((i as usize) * 7 + t * 4_099) & 8_191];
-                    if i % 10 == 0 {
-                        cache.insert(key, Arc::clone(&value));
+                    if insert_every > 0 && i % insert_every == 0 {
+                        cache.insert(key, Arc::clone(&values[(i / insert_every) as usize & 63]));
                     } else {
                         black_box(cache.get(key));
                     }
@@ -160,10 +167,15 @@ fn mixed_workload(c: &mut Criterion) {
     let caches = caches();
     let mut group = c.benchmark_group("cache_performance_mixed");
     for (name, cache) in &caches {
-        for threads in [1usize, 2] {
-            group.bench_function(BenchmarkId::new(format!("{threads}_thread"), name), |b| {
-                b.iter_custom(|iters| mixed(cache, threads, iters.max(threads as u64)))
-            });
+        for (mix, insert_every) in [("read_only", 0), ("10pct_insert", 10)] {
+            for threads in [1usize, 2] {
+                let id = BenchmarkId::new(format!("{mix}/{threads}_thread"), name);
+                group.bench_function(id, |b| {
+                    b.iter_custom(|iters| {
+                        mixed(cache, threads, iters.max(threads as u64), insert_every)
+                    })
+                });
+            }
         }
     }
     group.finish();

@@ -5,15 +5,15 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::clock::{Clock, SystemClock, nanos};
 use crate::config::{CacheConfig, ConfigError, Weigher};
 use crate::flights::{Flight, FlightMap};
 use crate::generations::{Generations, Mark};
-use crate::shard::{Expiry, Found, Limits, Shard, Slot};
+use crate::shard::{Ctx, Expiry, Found, Index, Limits, Shard, Slot, read};
 use crate::sketch::FrequencySketch;
-use crate::stats::{CacheStatsSnapshot, Counters, EvictionReason, sum};
+use crate::stats::{CacheStatsSnapshot, Counters, EvictionReason, Stripes};
 
 /// The answer of [`AdaptiveCache::lookup`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,15 +26,15 @@ pub enum Lookup<V> {
     Miss,
 }
 
-struct ShardSlot<K, V> {
-    shard: RwLock<Shard<K, V>>,
+struct ShardSlot<K> {
+    shard: Mutex<Shard<K>>,
     sketch: FrequencySketch,
-    counters: Counters,
     flights: Mutex<FlightMap<K>>,
 }
 
 struct Inner<K, V> {
-    shards: Box<[CachePadded<ShardSlot<K, V>>]>,
+    index: Index<K, V>,
+    shards: Box<[CachePadded<ShardSlot<K>>]>,
     hasher: foldhash::fast::FixedState,
     shift: u32,
     clock: Arc<dyn Clock>,
@@ -42,6 +42,7 @@ struct Inner<K, V> {
     weigher: Option<Weigher<K, V>>,
     entry_overhead: u64,
     generations: Generations,
+    stats: Stripes,
 }
 
 /// A concurrent cache bounded by entry count and bytes, with TinyLFU admission (one scan of
@@ -49,8 +50,9 @@ struct Inner<K, V> {
 /// optional negative caching and coalesced loads. Cloning gives another handle to the same
 /// cache.
 ///
-/// Reads take one shard's read lock; writes take one shard's write lock; nothing takes a
-/// global lock. No tokio runtime or background task is needed.
+/// Reads take no lock (a lock-free index; a hit writes nothing shared unless an entry's
+/// access record changes); writes take one shard's mutex; nothing takes a global lock. No
+/// tokio runtime or background task is needed.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -127,11 +129,11 @@ where
                     max_entries,
                     max_weight,
                     window_share: f64::from(config.window_percent) / 100.0,
+                    cache_entries: config.max_entries,
                 };
                 CachePadded::new(ShardSlot {
-                    shard: RwLock::new(Shard::new(limits)),
+                    shard: Mutex::new(Shard::new(limits)),
                     sketch: FrequencySketch::new(max_entries),
-                    counters: Counters::default(),
                     flights: Mutex::new(FlightMap::with_hasher(
                         foldhash::fast::FixedState::default(),
                     )),
@@ -140,12 +142,22 @@ where
             .collect();
         let expiry = Expiry {
             idle_min: config.idle.map(|i| nanos(i.min)),
+            hits_cap: config.idle.map_or(0, |i| {
+                let (min, max) = (nanos(i.min).max(1), nanos(i.max));
+                (0..40)
+                    .find(|h| min.saturating_mul(1 << h) >= max)
+                    .unwrap_or(40)
+            }),
             idle_max: config.idle.map_or(u64::MAX, |i| nanos(i.max)),
             max_age: config.max_age.map(nanos),
             negative_ttl: config.negative_ttl.map(nanos),
         };
         Ok(AdaptiveCache {
             inner: Arc::new(Inner {
+                index: Index::with_capacity_and_hasher(
+                    config.max_entries.min(1 << 16),
+                    foldhash::fast::FixedState::default(),
+                ),
                 shards: slots,
                 hasher: foldhash::fast::FixedState::default(),
                 shift: 64 - shards.trailing_zeros(),
@@ -158,6 +170,7 @@ where
                 },
                 weigher: self.weigher,
                 generations: Generations::new(),
+                stats: Stripes::new(),
             }),
         })
     }
@@ -203,7 +216,7 @@ where
         &self.inner.generations
     }
 
-    fn slot(&self, hash: u64) -> &ShardSlot<K, V> {
+    fn slot(&self, hash: u64) -> &ShardSlot<K> {
         let index = if self.inner.shift == 64 {
             0
         } else {
@@ -233,29 +246,48 @@ where
         let slot = self.slot(hash);
         slot.sketch.increment(hash);
         let now = self.now();
-        let found = slot.shard.read().read(key, now, &self.inner.expiry);
+        let stats = self.inner.stats.local();
+        let found = read(&self.inner.index.pin(), key, now, &self.inner.expiry);
         match found {
             Found::Hit(Slot::Present(v)) => {
-                Counters::bump(&slot.counters.hits);
+                Counters::bump(&stats.hits);
                 Lookup::Hit(v)
             }
             Found::Hit(Slot::Absent) => {
-                Counters::bump(&slot.counters.hits);
-                Counters::bump(&slot.counters.negative_hits);
+                Counters::bump(&stats.hits);
+                Counters::bump(&stats.negative_hits);
                 Lookup::NotFound
             }
             Found::Expired => {
-                slot.shard
-                    .write()
-                    .remove_if_expired(key, now, &self.inner.expiry, &slot.counters);
-                Counters::bump(&slot.counters.misses);
+                self.with_shard(hash, |shard, ctx| shard.remove_if_expired(key, ctx));
+                Counters::bump(&stats.misses);
                 Lookup::Miss
             }
             Found::Missing => {
-                Counters::bump(&slot.counters.misses);
+                Counters::bump(&stats.misses);
                 Lookup::Miss
             }
         }
+    }
+
+    /// Runs `f` on the shard of `hash` under its mutex, with the index pinned.
+    fn with_shard<T>(
+        &self,
+        hash: u64,
+        f: impl FnOnce(&mut Shard<K>, &Ctx<'_, '_, K, V>) -> T,
+    ) -> T {
+        let slot = self.slot(hash);
+        let index = self.inner.index.pin();
+        let mut shard = slot.shard.lock();
+        let ctx = Ctx {
+            index: &index,
+            sketch: &slot.sketch,
+            counters: self.inner.stats.local(),
+            stats: &self.inner.stats,
+            expiry: &self.inner.expiry,
+            now: self.now(),
+        };
+        f(&mut shard, &ctx)
     }
 
     /// Like [`get`](Self::get), but a value that fails `valid` is removed (counted as
@@ -265,15 +297,13 @@ where
         match self.lookup_hashed(key, hash) {
             Lookup::Hit(v) if valid(&v) => Some(v),
             Lookup::Hit(_) => {
-                let slot = self.slot(hash);
-                slot.shard
-                    .write()
-                    .remove_unless(key, &valid, &slot.counters);
-                // The lookup counted a hit; it was not one.
-                slot.counters
+                self.with_shard(hash, |shard, ctx| shard.remove_unless(key, &valid, ctx));
+                // The lookup counted a hit on this thread's stripe; it was not one.
+                let stats = self.inner.stats.local();
+                stats
                     .hits
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                Counters::bump(&slot.counters.misses);
+                Counters::bump(&stats.misses);
                 None
             }
             Lookup::NotFound | Lookup::Miss => None,
@@ -290,26 +320,17 @@ where
 
     pub(crate) fn store(&self, key: K, hash: u64, slot: Slot<V>, only_if: &[Mark]) -> bool {
         let weight = self.weigh(&key, &slot);
-        let shard_slot = self.slot(hash);
-        let mut shard = shard_slot.shard.write();
-        // Checked under the shard lock: an invalidation bumps first and removes under this
-        // lock, so either it sees our entry or we see its bump.
-        if !only_if
-            .iter()
-            .all(|m| self.inner.generations.is_current(*m))
-        {
-            return false;
-        }
-        shard.insert(
-            key,
-            hash,
-            slot,
-            weight,
-            self.now(),
-            &self.inner.expiry,
-            &shard_slot.sketch,
-            &shard_slot.counters,
-        )
+        self.with_shard(hash, |shard, ctx| {
+            // Checked under the shard mutex: an invalidation bumps first and removes under
+            // this mutex, so either it sees our entry or we see its bump.
+            if !only_if
+                .iter()
+                .all(|m| self.inner.generations.is_current(*m))
+            {
+                return false;
+            }
+            shard.insert(key, hash, slot, weight, ctx)
+        })
     }
 
     /// Stores `value` under `key`, replacing any entry. Loads of `key` in flight are not
@@ -336,43 +357,48 @@ where
     pub fn invalidate(&self, key: &K) {
         let hash = self.hash(key);
         self.inner.generations.bump(hash);
-        let slot = self.slot(hash);
-        slot.shard
-            .write()
-            .remove(key, EvictionReason::Invalidated, &slot.counters);
+        self.with_shard(hash, |shard, ctx| {
+            shard.remove(key, EvictionReason::Invalidated, ctx);
+        });
     }
 
     /// Removes every entry; no load in flight stores its result.
     pub fn invalidate_all(&self) {
         self.inner.generations.bump_all();
-        for slot in self.inner.shards.iter() {
-            slot.shard.write().clear(&slot.counters);
+        for i in 0..self.inner.shards.len() {
+            self.with_shard_index(i, |shard, ctx| shard.clear(ctx));
         }
+    }
+
+    fn with_shard_index<T>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&mut Shard<K>, &Ctx<'_, '_, K, V>) -> T,
+    ) -> T {
+        let hash = if self.inner.shift == 64 {
+            0
+        } else {
+            (i as u64) << self.inner.shift
+        };
+        self.with_shard(hash, f)
     }
 
     /// Removes every expired entry now (expiry is otherwise lazy plus a small sweep on each
     /// write); returns how many were removed.
     pub fn sweep_expired(&self) -> usize {
-        let now = self.now();
-        self.inner
-            .shards
-            .iter()
-            .map(|slot| {
-                slot.shard
-                    .write()
-                    .sweep_all(now, &self.inner.expiry, &slot.counters)
-            })
+        (0..self.inner.shards.len())
+            .map(|i| self.with_shard_index(i, |shard, ctx| shard.sweep_all(ctx)))
             .sum()
     }
 
     /// Whether an entry for `key` is held, expired or not, without counting a lookup.
     pub fn contains_key(&self, key: &K) -> bool {
-        self.slot(self.hash(key)).shard.read().contains(key)
+        self.inner.index.pin().contains_key(key)
     }
 
     /// Entries held now.
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.shard.read().len()).sum()
+        self.inner.shards.iter().map(|s| s.shard.lock().len()).sum()
     }
 
     /// Whether the cache holds nothing.
@@ -381,7 +407,13 @@ where
     }
 
     pub(crate) fn stats_snapshot(&self) -> CacheStatsSnapshot {
-        sum(self.inner.shards.iter().map(|s| &s.counters))
+        let mut snapshot = self.inner.stats.sum();
+        for slot in self.inner.shards.iter() {
+            let shard = slot.shard.lock();
+            snapshot.entries += shard.len() as u64;
+            snapshot.weight += shard.weight();
+        }
+        snapshot
     }
 
     /// Bytes held now (weights plus per-entry overhead).
@@ -389,7 +421,7 @@ where
         self.inner
             .shards
             .iter()
-            .map(|s| s.shard.read().weight())
+            .map(|s| s.shard.lock().weight())
             .sum()
     }
 
@@ -469,7 +501,7 @@ where
         let result = flight
             .cell
             .get_or_init(|| async {
-                Counters::bump(&slot.counters.loads);
+                Counters::bump(&self.inner.stats.local().loads);
                 loader().await
             })
             .await;
@@ -478,7 +510,7 @@ where
             if let Ok(value) = result
                 && !keep(self, key, hash, value, &flight.marks)
             {
-                Counters::bump(&slot.counters.loads_discarded);
+                Counters::bump(&self.inner.stats.local().loads_discarded);
             }
         }
         result.clone()

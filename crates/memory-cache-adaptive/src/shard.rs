@@ -7,18 +7,23 @@
 //! main region's CLOCK victim by estimated frequency and the less frequent one leaves (one
 //! scan of cold keys cannot flush the hot set). Every sample period the window share moves
 //! a step in the direction that last improved the shard's hit ratio (recency-heavy
-//! workloads grow it, frequency-heavy ones shrink it). Reads only set per-entry atomics
-//! (reference count, hit count, last access), so they run under the shard's read lock.
+//! workloads grow it, frequency-heavy ones shrink it).
+//!
+//! Entries live in one lock-free index shared by all shards; reads find them there without
+//! any lock and only set per-entry atomics (reference count, hit count, last access), and
+//! only when the value changes. Each shard's policy state sits behind a mutex that writers
+//! take, and every index change for a shard's keys happens under that shard's mutex, so
+//! the queues and the index agree.
 //!
 //! Queues hold `(key, stamp)`; an entry removed out of order leaves a tombstone that is
 //! skipped when reached and compacted away once tombstones outnumber live entries.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use crate::sketch::FrequencySketch;
-use crate::stats::{Counters, EvictionReason};
+use crate::stats::{Counters, EvictionReason, Stripes};
 
 /// What a key maps to: a value, or a remembered "not found".
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,32 +32,46 @@ pub(crate) enum Slot<V> {
     Absent,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Region {
-    Window,
-    Main,
-}
+const WINDOW: u8 = 0;
+const MAIN: u8 = 1;
 
 const MAX_REFERENCE: u8 = 3;
+/// Last-access times are recorded to this precision (1 ms), in nanoseconds.
+const ACCESS_GRANULARITY: u64 = 1_000_000;
 /// Entries looked at for expiry by every write.
 const SWEEP_PER_WRITE: usize = 4;
+
+/// The lock-free index of every entry.
+pub(crate) type Index<K, V> = papaya::HashMap<K, Entry<V>, foldhash::fast::FixedState>;
+/// The index, pinned for the current operation.
+pub(crate) type Pinned<'a, K, V> =
+    papaya::HashMapRef<'a, K, Entry<V>, foldhash::fast::FixedState, papaya::LocalGuard<'a>>;
 
 pub(crate) struct Entry<V> {
     slot: Slot<V>,
     hash: u64,
     weight: u64,
     stamp: u64,
-    region: Region,
     inserted_at: u64,
+    /// `WINDOW` or `MAIN`; written only under the owning shard's mutex.
+    region: AtomicU8,
     last_access: AtomicU64,
     hits: AtomicU32,
     reference: AtomicU8,
+}
+
+impl<V> Entry<V> {
+    fn region(&self) -> u8 {
+        self.region.load(Ordering::Relaxed)
+    }
 }
 
 /// Expiry settings in nanoseconds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Expiry {
     pub(crate) idle_min: Option<u64>,
+    /// Hits beyond which the idle allowance no longer grows (so hot entries stop writing).
+    pub(crate) hits_cap: u32,
     pub(crate) idle_max: u64,
     pub(crate) max_age: Option<u64>,
     pub(crate) negative_ttl: Option<u64>,
@@ -70,7 +89,7 @@ impl Expiry {
         }
         if let Some(min) = self.idle_min {
             let hits = entry.hits.load(Ordering::Relaxed).min(40);
-            let allowed = min.saturating_mul(1u64 << hits.min(40)).min(self.idle_max);
+            let allowed = min.saturating_mul(1u64 << hits).min(self.idle_max);
             let idle = now.saturating_sub(entry.last_access.load(Ordering::Relaxed));
             if idle >= allowed {
                 return Some(EvictionReason::Idle);
@@ -80,6 +99,43 @@ impl Expiry {
     }
 }
 
+/// The answer of a read.
+pub(crate) enum Found<V> {
+    Hit(Slot<V>),
+    Expired,
+    Missing,
+}
+
+/// Reads `key` without any lock: a live entry records the access.
+pub(crate) fn read<K: Hash + Eq, V: Clone>(
+    index: &Pinned<'_, K, V>,
+    key: &K,
+    now: u64,
+    expiry: &Expiry,
+) -> Found<V> {
+    let Some(entry) = index.get(key) else {
+        return Found::Missing;
+    };
+    if expiry.check(entry, now).is_some() {
+        return Found::Expired;
+    }
+    // Each store is skipped when it would change nothing: a hot entry read by several
+    // cores then stays in every core's cache instead of bouncing between them.
+    let hits = entry.hits.load(Ordering::Relaxed);
+    if hits < expiry.hits_cap {
+        entry.hits.store(hits + 1, Ordering::Relaxed);
+    }
+    let reference = entry.reference.load(Ordering::Relaxed);
+    if reference < MAX_REFERENCE {
+        entry.reference.store(reference + 1, Ordering::Relaxed);
+    }
+    // A coarser last access can only make an entry expire earlier, never later.
+    if now.saturating_sub(entry.last_access.load(Ordering::Relaxed)) >= ACCESS_GRANULARITY {
+        entry.last_access.store(now, Ordering::Relaxed);
+    }
+    Found::Hit(entry.slot.clone())
+}
+
 /// Capacity of one shard.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -87,6 +143,9 @@ pub(crate) struct Limits {
     pub(crate) max_weight: u64,
     /// The window's starting share of the shard, as a fraction.
     pub(crate) window_share: f64,
+    /// Entries of the whole cache: the climber samples cache-wide hit counters, so its
+    /// period is measured against the whole cache.
+    pub(crate) cache_entries: usize,
 }
 
 const MIN_WINDOW_SHARE: f64 = 0.01;
@@ -96,7 +155,7 @@ const CLIMB_DECAY: f64 = 0.98;
 /// A hit-ratio change this large means the workload changed: climb with full steps again.
 const CLIMB_RESTART: f64 = 0.05;
 
-/// Hill climbing of the window share on the shard's hit ratio.
+/// Hill climbing of the window share on the cache's hit ratio.
 struct Climber {
     share: f64,
     step: f64,
@@ -107,14 +166,14 @@ struct Climber {
 }
 
 impl Climber {
-    fn new(share: f64, max_entries: usize) -> Self {
+    fn new(share: f64, cache_entries: usize) -> Self {
         Climber {
             share,
             step: CLIMB_STEP,
             previous_ratio: None,
             hits_seen: 0,
             lookups_seen: 0,
-            period: (max_entries as u64 * 10).max(5_000),
+            period: (cache_entries as u64 * 10).max(5_000),
         }
     }
 
@@ -123,7 +182,8 @@ impl Climber {
         if lookups.saturating_sub(self.lookups_seen) < self.period {
             return;
         }
-        let ratio = (hits - self.hits_seen) as f64 / (lookups - self.lookups_seen) as f64;
+        let ratio = hits.saturating_sub(self.hits_seen) as f64
+            / lookups.saturating_sub(self.lookups_seen) as f64;
         self.hits_seen = hits;
         self.lookups_seen = lookups;
         if let Some(previous) = self.previous_ratio {
@@ -142,95 +202,82 @@ impl Climber {
     }
 }
 
-/// The answer of a read.
-pub(crate) enum Found<V> {
-    Hit(Slot<V>),
-    Expired,
-    Missing,
-}
-
-pub(crate) struct Shard<K, V> {
-    map: HashMap<K, Entry<V>, foldhash::fast::FixedState>,
+/// One shard's policy state (behind the shard's mutex).
+pub(crate) struct Shard<K> {
     window: VecDeque<(K, u64)>,
     main: VecDeque<(K, u64)>,
     window_weight: u64,
     main_weight: u64,
     window_len: usize,
+    len: usize,
     next_stamp: u64,
     limits: Limits,
     climber: Climber,
+    writes_since_climb: u32,
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
+/// Writes between two looks of the climber at the cache's hit counters.
+const CLIMB_CHECK_EVERY: u32 = 64;
+
+/// What a writer needs besides the shard: the pinned index and the shared machinery.
+pub(crate) struct Ctx<'a, 'g, K, V> {
+    pub(crate) index: &'a Pinned<'g, K, V>,
+    pub(crate) sketch: &'a FrequencySketch,
+    pub(crate) counters: &'a Counters,
+    pub(crate) stats: &'a Stripes,
+    pub(crate) expiry: &'a Expiry,
+    pub(crate) now: u64,
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
     pub(crate) fn new(limits: Limits) -> Self {
         Shard {
-            map: HashMap::with_hasher(foldhash::fast::FixedState::default()),
             window: VecDeque::new(),
             main: VecDeque::new(),
             window_weight: 0,
             main_weight: 0,
             window_len: 0,
+            len: 0,
             next_stamp: 0,
-            climber: Climber::new(limits.window_share, limits.max_entries),
+            climber: Climber::new(limits.window_share, limits.cache_entries),
             limits,
+            writes_since_climb: 0,
         }
     }
+}
 
+impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub(crate) fn weight(&self) -> u64 {
         self.window_weight + self.main_weight
     }
 
-    /// Reads `key` (under the read lock): a live entry records the access.
-    pub(crate) fn read(&self, key: &K, now: u64, expiry: &Expiry) -> Found<V> {
-        let Some(entry) = self.map.get(key) else {
-            return Found::Missing;
-        };
-        if expiry.check(entry, now).is_some() {
-            return Found::Expired;
-        }
-        let hits = entry.hits.load(Ordering::Relaxed);
-        if hits < u32::MAX {
-            entry.hits.store(hits + 1, Ordering::Relaxed);
-        }
-        let reference = entry.reference.load(Ordering::Relaxed);
-        if reference < MAX_REFERENCE {
-            entry.reference.store(reference + 1, Ordering::Relaxed);
-        }
-        entry.last_access.store(now, Ordering::Relaxed);
-        Found::Hit(entry.slot.clone())
-    }
-
-    /// Removes `key` if it has expired by `now` (after a read found it expired).
-    pub(crate) fn remove_if_expired(
+    /// Removes `key` if it has expired (after a read found it expired).
+    pub(crate) fn remove_if_expired<V: Clone + Send + Sync>(
         &mut self,
         key: &K,
-        now: u64,
-        expiry: &Expiry,
-        counters: &Counters,
+        ctx: &Ctx<'_, '_, K, V>,
     ) {
-        let reason = self.map.get(key).and_then(|e| expiry.check(e, now));
+        let reason = ctx
+            .index
+            .get(key)
+            .and_then(|e| ctx.expiry.check(e, ctx.now));
         if let Some(reason) = reason {
-            self.remove(key, reason, counters);
+            self.remove(key, reason, ctx);
         }
     }
 
-    /// Whether `key` holds an entry, expired or not (for checks).
-    pub(crate) fn contains(&self, key: &K) -> bool {
-        self.map.contains_key(key)
-    }
-
-    /// Checks a stored value and removes it if `valid` rejects it; returns the value if kept.
-    pub(crate) fn remove_unless(
+    /// Removes `key` if its value fails `valid`; true if removed.
+    pub(crate) fn remove_unless<V: Clone + Send + Sync>(
         &mut self,
         key: &K,
         valid: impl Fn(&V) -> bool,
-        counters: &Counters,
+        ctx: &Ctx<'_, '_, K, V>,
     ) -> bool {
-        let invalid = match self.map.get(key) {
+        let invalid = match ctx.index.get(key) {
             Some(Entry {
                 slot: Slot::Present(v),
                 ..
@@ -238,151 +285,175 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
             _ => false,
         };
         if invalid {
-            self.remove(key, EvictionReason::Invalidated, counters);
+            self.remove(key, EvictionReason::Invalidated, ctx);
         }
         invalid
     }
 
     /// Stores `slot` under `key`. Returns false if the entry alone exceeds the shard's
     /// weight bound (nothing is stored then).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn insert(
+    pub(crate) fn insert<V: Clone + Send + Sync>(
         &mut self,
         key: K,
         hash: u64,
         slot: Slot<V>,
         weight: u64,
-        now: u64,
-        expiry: &Expiry,
-        sketch: &FrequencySketch,
-        counters: &Counters,
+        ctx: &Ctx<'_, '_, K, V>,
     ) -> bool {
         // Only reads feed the frequency sketch: a read-through miss followed by this insert
         // is one access, and must not look like two.
         if weight > self.limits.max_weight {
-            if self.map.contains_key(&key) {
-                self.remove(&key, EvictionReason::Invalidated, counters);
-            }
-            Counters::bump(&counters.admissions_rejected);
+            self.remove(&key, EvictionReason::Invalidated, ctx);
+            Counters::bump(&ctx.counters.admissions_rejected);
             return false;
         }
-        Counters::bump(&counters.inserts);
-        if let Some(entry) = self.map.get_mut(&key) {
+        Counters::bump(&ctx.counters.inserts);
+        let now = ctx.now;
+        let previous = ctx.index.get(&key).map(|e| (e.stamp, e.region(), e.weight));
+        let (stamp, region) = match previous {
             // Replace in place: the entry keeps its queue position and region.
-            let old = std::mem::replace(&mut entry.weight, weight);
-            entry.slot = slot;
-            entry.inserted_at = now;
-            entry.last_access.store(now, Ordering::Relaxed);
-            entry.hits.store(0, Ordering::Relaxed);
-            match entry.region {
-                Region::Window => self.window_weight = self.window_weight - old + weight,
-                Region::Main => self.main_weight = self.main_weight - old + weight,
+            Some((stamp, region, old)) => {
+                if region == WINDOW {
+                    self.window_weight = self.window_weight - old + weight;
+                } else {
+                    self.main_weight = self.main_weight - old + weight;
+                }
+                (stamp, region)
             }
-        } else {
-            let stamp = self.next_stamp;
-            self.next_stamp += 1;
-            self.window.push_back((key.clone(), stamp));
-            self.window_weight += weight;
-            self.window_len += 1;
-            self.map.insert(
-                key,
-                Entry {
-                    slot,
-                    hash,
-                    weight,
-                    stamp,
-                    region: Region::Window,
-                    inserted_at: now,
-                    last_access: AtomicU64::new(now),
-                    hits: AtomicU32::new(0),
-                    reference: AtomicU8::new(0),
-                },
-            );
+            None => {
+                let stamp = self.next_stamp;
+                self.next_stamp += 1;
+                self.window.push_back((key.clone(), stamp));
+                self.window_weight += weight;
+                self.window_len += 1;
+                self.len += 1;
+                (stamp, WINDOW)
+            }
+        };
+        ctx.index.insert(
+            key,
+            Entry {
+                slot,
+                hash,
+                weight,
+                stamp,
+                inserted_at: now,
+                region: AtomicU8::new(region),
+                last_access: AtomicU64::new(now),
+                hits: AtomicU32::new(0),
+                reference: AtomicU8::new(0),
+            },
+        );
+        self.sweep(ctx);
+        self.writes_since_climb += 1;
+        if self.writes_since_climb >= CLIMB_CHECK_EVERY {
+            self.writes_since_climb = 0;
+            let (hits, lookups) = ctx.stats.hits_and_lookups();
+            self.climber.observe(hits, lookups);
         }
-        self.sweep(now, expiry, counters);
-        let hits = counters.hits.load(Ordering::Relaxed);
-        self.climber
-            .observe(hits, hits + counters.misses.load(Ordering::Relaxed));
-        self.enforce(sketch, counters);
-        self.compact();
-        self.publish(counters);
+        self.enforce(ctx);
+        self.compact(ctx.index);
         true
     }
 
     /// Removes `key` for `reason`; true if it was present.
-    pub(crate) fn remove(&mut self, key: &K, reason: EvictionReason, counters: &Counters) -> bool {
-        let Some(entry) = self.map.remove(key) else {
+    pub(crate) fn remove<V: Clone + Send + Sync>(
+        &mut self,
+        key: &K,
+        reason: EvictionReason,
+        ctx: &Ctx<'_, '_, K, V>,
+    ) -> bool {
+        let Some(entry) = ctx.index.remove(key) else {
             return false;
         };
-        match entry.region {
-            Region::Window => {
-                self.window_weight -= entry.weight;
-                self.window_len -= 1;
-            }
-            Region::Main => self.main_weight -= entry.weight,
+        if entry.region() == WINDOW {
+            self.window_weight -= entry.weight;
+            self.window_len -= 1;
+        } else {
+            self.main_weight -= entry.weight;
         }
-        counters.evicted(reason);
-        self.compact();
-        self.publish(counters);
+        self.len -= 1;
+        ctx.counters.evicted(reason);
+        self.compact(ctx.index);
         true
     }
 
-    /// Removes every entry, counting them as invalidated.
-    pub(crate) fn clear(&mut self, counters: &Counters) {
-        for _ in 0..self.map.len() {
-            counters.evicted(EvictionReason::Invalidated);
+    /// Removes every entry of this shard, counting them as invalidated.
+    pub(crate) fn clear<V: Clone + Send + Sync>(&mut self, ctx: &Ctx<'_, '_, K, V>) {
+        let items: Vec<(K, u64)> = self.window.drain(..).chain(self.main.drain(..)).collect();
+        for (key, stamp) in items {
+            if ctx.index.get(&key).is_some_and(|e| e.stamp == stamp)
+                && ctx.index.remove(&key).is_some()
+            {
+                ctx.counters.evicted(EvictionReason::Invalidated);
+            }
         }
-        self.map.clear();
-        self.window.clear();
-        self.main.clear();
         self.window_weight = 0;
         self.main_weight = 0;
         self.window_len = 0;
-        self.publish(counters);
+        self.len = 0;
     }
 
-    /// Removes every expired entry; returns how many.
-    pub(crate) fn sweep_all(&mut self, now: u64, expiry: &Expiry, counters: &Counters) -> usize {
+    /// Removes every expired entry of this shard; returns how many.
+    pub(crate) fn sweep_all<V: Clone + Send + Sync>(&mut self, ctx: &Ctx<'_, '_, K, V>) -> usize {
         let expired: Vec<(K, EvictionReason)> = self
-            .map
+            .window
             .iter()
-            .filter_map(|(k, e)| expiry.check(e, now).map(|r| (k.clone(), r)))
+            .chain(self.main.iter())
+            .filter_map(|item| {
+                let entry = ctx.index.get(&item.0).filter(|e| e.stamp == item.1)?;
+                ctx.expiry
+                    .check(entry, ctx.now)
+                    .map(|r| (item.0.clone(), r))
+            })
             .collect();
         for (key, reason) in &expired {
-            self.remove(key, *reason, counters);
+            self.remove(key, *reason, ctx);
         }
         expired.len()
     }
 
-    fn publish(&self, counters: &Counters) {
-        counters
-            .entries
-            .store(self.map.len() as u64, Ordering::Relaxed);
-        counters.weight.store(self.weight(), Ordering::Relaxed);
+    /// The live entry a queue item refers to, if it is still in `region`.
+    fn live<'e, V>(
+        index: &'e Pinned<'_, K, V>,
+        item: &(K, u64),
+        region: u8,
+    ) -> Option<&'e Entry<V>> {
+        index
+            .get(&item.0)
+            .filter(|e| e.stamp == item.1 && e.region() == region)
     }
 
-    /// The live entry a queue item refers to, if it is still in `region`.
-    fn live(&self, item: &(K, u64), region: Region) -> Option<&Entry<V>> {
-        self.map
-            .get(&item.0)
-            .filter(|e| e.stamp == item.1 && e.region == region)
+    fn queue(&self, region: u8) -> &VecDeque<(K, u64)> {
+        if region == WINDOW {
+            &self.window
+        } else {
+            &self.main
+        }
+    }
+
+    fn pop(&mut self, region: u8) -> Option<(K, u64)> {
+        if region == WINDOW {
+            self.window.pop_front()
+        } else {
+            self.main.pop_front()
+        }
     }
 
     /// Looks at a few of the oldest entries of each queue and drops the expired ones.
-    fn sweep(&mut self, now: u64, expiry: &Expiry, counters: &Counters) {
-        for region in [Region::Window, Region::Main] {
+    fn sweep<V: Clone + Send + Sync>(&mut self, ctx: &Ctx<'_, '_, K, V>) {
+        for region in [WINDOW, MAIN] {
             for _ in 0..SWEEP_PER_WRITE {
-                let queue = match region {
-                    Region::Window => &self.window,
-                    Region::Main => &self.main,
+                let Some(item) = self.queue(region).front() else {
+                    break;
                 };
-                let Some(item) = queue.front() else { break };
-                let verdict = self.live(item, region).map(|e| expiry.check(e, now));
+                let verdict =
+                    Self::live(ctx.index, item, region).map(|e| ctx.expiry.check(e, ctx.now));
                 match verdict {
                     Some(Some(reason)) => {
                         // Pop before removing: removal may compact the queue.
                         if let Some((key, _)) = self.pop(region) {
-                            self.remove(&key, reason, counters);
+                            self.remove(&key, reason, ctx);
                         }
                     }
                     Some(None) => break,
@@ -394,15 +465,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
         }
     }
 
-    fn pop(&mut self, region: Region) -> Option<(K, u64)> {
-        match region {
-            Region::Window => self.window.pop_front(),
-            Region::Main => self.main.pop_front(),
-        }
-    }
-
     fn over_bounds(&self) -> bool {
-        self.map.len() > self.limits.max_entries || self.weight() > self.limits.max_weight
+        self.len > self.limits.max_entries || self.weight() > self.limits.max_weight
     }
 
     fn window_over_share(&self) -> bool {
@@ -412,44 +476,46 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
     }
 
     /// Restores the window share and the shard bounds.
-    fn enforce(&mut self, sketch: &FrequencySketch, counters: &Counters) {
+    fn enforce<V: Clone + Send + Sync>(&mut self, ctx: &Ctx<'_, '_, K, V>) {
         loop {
             if self.window_over_share() {
-                let Some(candidate) = self.clock_victim(Region::Window) else {
+                let Some(candidate) = self.clock_victim(WINDOW, ctx.index) else {
                     break;
                 };
                 if !self.over_bounds() {
-                    self.promote(candidate);
+                    self.promote(candidate, ctx.index);
                     continue;
                 }
-                match self.clock_victim(Region::Main) {
-                    Some(victim) if sketch.estimate(victim.1) >= sketch.estimate(candidate.1) => {
-                        Counters::bump(&counters.admissions_rejected);
+                match self.clock_victim(MAIN, ctx.index) {
+                    Some(victim)
+                        if ctx.sketch.estimate(victim.1) >= ctx.sketch.estimate(candidate.1) =>
+                    {
+                        Counters::bump(&ctx.counters.admissions_rejected);
                         self.window.pop_front();
-                        self.remove(&candidate.0, EvictionReason::Capacity, counters);
+                        self.remove(&candidate.0, EvictionReason::Capacity, ctx);
                     }
                     Some(victim) => {
                         self.main.pop_front();
-                        self.remove(&victim.0, EvictionReason::Capacity, counters);
-                        self.promote(candidate);
+                        self.remove(&victim.0, EvictionReason::Capacity, ctx);
+                        self.promote(candidate, ctx.index);
                     }
                     None => {
                         // Nothing in the main region to duel: the window alone is too big.
                         self.window.pop_front();
-                        self.remove(&candidate.0, EvictionReason::Capacity, counters);
+                        self.remove(&candidate.0, EvictionReason::Capacity, ctx);
                     }
                 }
             } else if self.over_bounds() {
-                let region = if self.map.len() > self.window_len {
-                    Region::Main
+                let region = if self.len > self.window_len {
+                    MAIN
                 } else {
-                    Region::Window
+                    WINDOW
                 };
-                let Some(victim) = self.clock_victim(region) else {
+                let Some(victim) = self.clock_victim(region, ctx.index) else {
                     break;
                 };
                 self.pop(region);
-                self.remove(&victim.0, EvictionReason::Capacity, counters);
+                self.remove(&victim.0, EvictionReason::Capacity, ctx);
             } else {
                 break;
             }
@@ -457,12 +523,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
     }
 
     /// Moves the window's front entry (the CLOCK victim just found) into the main region.
-    fn promote(&mut self, candidate: (K, u64)) {
+    fn promote<V>(&mut self, candidate: (K, u64), index: &Pinned<'_, K, V>) {
         let Some(item) = self.window.pop_front() else {
             return;
         };
-        if let Some(entry) = self.map.get_mut(&candidate.0) {
-            entry.region = Region::Main;
+        if let Some(entry) = index.get(&candidate.0) {
+            entry.region.store(MAIN, Ordering::Relaxed);
             self.window_weight -= entry.weight;
             self.window_len -= 1;
             self.main_weight += entry.weight;
@@ -473,14 +539,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
     /// Turns `region`'s CLOCK hand until its oldest entry has no reference left, and returns
     /// that entry's key and hash (it stays at the front). Each turn spends a reference, so
     /// the work is amortized O(1).
-    fn clock_victim(&mut self, region: Region) -> Option<(K, u64)> {
+    fn clock_victim<V>(&mut self, region: u8, index: &Pinned<'_, K, V>) -> Option<(K, u64)> {
         loop {
-            let queue = match region {
-                Region::Window => &self.window,
-                Region::Main => &self.main,
-            };
-            let item = queue.front()?;
-            let Some(entry) = self.live(item, region) else {
+            let item = self.queue(region).front()?;
+            let Some(entry) = Self::live(index, item, region) else {
                 self.pop(region);
                 continue;
             };
@@ -489,34 +551,26 @@ impl<K: Hash + Eq + Clone, V: Clone> Shard<K, V> {
                 return Some((item.0.clone(), entry.hash));
             }
             // A window entry gets one second chance; a main entry one per reference.
-            let left = if region == Region::Window {
-                0
-            } else {
-                reference - 1
-            };
+            let left = if region == WINDOW { 0 } else { reference - 1 };
             entry.reference.store(left, Ordering::Relaxed);
             if let Some(item) = self.pop(region) {
-                match region {
-                    Region::Window => self.window.push_back(item),
-                    Region::Main => self.main.push_back(item),
+                if region == WINDOW {
+                    self.window.push_back(item);
+                } else {
+                    self.main.push_back(item);
                 }
             }
         }
     }
 
     /// Drops tombstones once they outnumber live entries, keeping queue memory O(entries).
-    fn compact(&mut self) {
-        if self.window.len() + self.main.len() <= 2 * self.map.len() + 64 {
+    fn compact<V>(&mut self, index: &Pinned<'_, K, V>) {
+        if self.window.len() + self.main.len() <= 2 * self.len + 64 {
             return;
         }
-        let map = &self.map;
-        let keep = |region: Region| {
-            move |item: &(K, u64)| {
-                map.get(&item.0)
-                    .is_some_and(|e| e.stamp == item.1 && e.region == region)
-            }
-        };
-        self.window.retain(keep(Region::Window));
-        self.main.retain(keep(Region::Main));
+        self.window
+            .retain(|item| Self::live(index, item, WINDOW).is_some());
+        self.main
+            .retain(|item| Self::live(index, item, MAIN).is_some());
     }
 }

@@ -1,7 +1,8 @@
-//! Cache statistics: per-shard counters (no shared cache line between shards) summed into a
+//! Cache statistics: event counters striped by thread (a thread only ever writes its own
+//! cache line, so counting never makes cores contend) and summed into a
 //! [`CacheStatsSnapshot`] on demand.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
@@ -114,19 +115,17 @@ impl CacheStatsSnapshot {
     }
 }
 
-/// One shard's counters, on their own cache lines.
+/// One stripe of event counters (one cache line group per stripe).
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) hits: CachePadded<AtomicU64>,
+    pub(crate) hits: AtomicU64,
     pub(crate) negative_hits: AtomicU64,
-    pub(crate) misses: CachePadded<AtomicU64>,
+    pub(crate) misses: AtomicU64,
     pub(crate) inserts: AtomicU64,
     pub(crate) evicted: [AtomicU64; 4],
     pub(crate) admissions_rejected: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) loads_discarded: AtomicU64,
-    pub(crate) entries: AtomicU64,
-    pub(crate) weight: AtomicU64,
 }
 
 impl Counters {
@@ -152,16 +151,55 @@ impl Counters {
             admissions_rejected: get(&self.admissions_rejected),
             loads: get(&self.loads),
             loads_discarded: get(&self.loads_discarded),
-            entries: get(&self.entries),
-            weight: get(&self.weight),
+            entries: 0,
+            weight: 0,
         }
     }
 }
 
-pub(crate) fn sum<'a>(parts: impl Iterator<Item = &'a Counters>) -> CacheStatsSnapshot {
-    let mut total = CacheStatsSnapshot::default();
-    for part in parts {
-        total.add(&part.snapshot());
+const STRIPES: usize = 32;
+
+/// Event counters striped by thread.
+pub(crate) struct Stripes {
+    stripes: Box<[CachePadded<Counters>]>,
+}
+
+fn thread_stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
     }
-    total
+    STRIPE.with(|s| *s)
+}
+
+impl Stripes {
+    pub(crate) fn new() -> Self {
+        Stripes {
+            stripes: (0..STRIPES)
+                .map(|_| CachePadded::new(Counters::default()))
+                .collect(),
+        }
+    }
+
+    /// The calling thread's stripe.
+    pub(crate) fn local(&self) -> &Counters {
+        &self.stripes[thread_stripe()]
+    }
+
+    /// Hits and lookups (hits + misses) over every stripe.
+    pub(crate) fn hits_and_lookups(&self) -> (u64, u64) {
+        self.stripes.iter().fold((0, 0), |(h, l), s| {
+            let hits = s.hits.load(Ordering::Relaxed);
+            (h + hits, l + hits + s.misses.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Every stripe summed (occupancy fields left at zero).
+    pub(crate) fn sum(&self) -> CacheStatsSnapshot {
+        let mut total = CacheStatsSnapshot::default();
+        for stripe in self.stripes.iter() {
+            total.add(&stripe.snapshot());
+        }
+        total
+    }
 }
