@@ -135,24 +135,58 @@ fn single_ops(c: &mut Criterion) {
     group.finish();
 }
 
-/// Reads over a key set half of which is present, and one insert every `insert_every`
-/// operations (0: none); `threads` threads share the cache and the reported time is wall
-/// time per operation.
-fn mixed(cache: &Arc<dyn Bench>, threads: usize, ops: u64, insert_every: u64) -> Duration {
+/// What the writes of a mixed run write.
+#[derive(Clone, Copy)]
+enum Writes {
+    /// Reads only.
+    None,
+    /// New keys, as agents recording new episodes do (each thread its own).
+    NewKeys,
+    /// Keys the threads also read, so both threads keep replacing entries the other one
+    /// reads (the adversarial case for sharing).
+    SharedKeys,
+}
+
+/// Reads over a key set half of which is present, and one write in ten operations as
+/// `writes` says; `threads` threads share the cache and the reported time is wall time per
+/// operation.
+fn mixed(cache: &Arc<dyn Bench>, threads: usize, ops: u64, writes: Writes) -> Duration {
+    let insert_every = match writes {
+        Writes::None => 0,
+        Writes::NewKeys | Writes::SharedKeys => 10,
+    };
     let keys = Arc::new(keys(8_192, PRESENT * 2, 0));
+    // Every insert gets a value of its own, made before the clock starts: values shared
+    // between keys would make both threads bump the same reference counts on every hit,
+    // which real entries (one value per episode) do not.
+    let per_thread = ops / threads as u64;
+    let inserts = if insert_every > 0 {
+        per_thread.div_ceil(insert_every) as usize
+    } else {
+        0
+    };
+    let mut pools: Vec<Vec<Value>> = (0..threads)
+        .map(|t| {
+            (0..inserts.min(VALUE_POOL))
+                .map(|i| Arc::new(format!("{t}-{i:062}")))
+                .collect()
+        })
+        .collect();
     let start = Instant::now();
     std::thread::scope(|scope| {
-        for t in 0..threads {
+        for (t, values) in pools.iter_mut().enumerate() {
             let (cache, keys) = (Arc::clone(cache), Arc::clone(&keys));
             scope.spawn(move || {
-                // Values are made before the clock starts mattering: one per slot, reused.
-                let values: Vec<Value> =
-                    (0..64).map(|i| Arc::new(format!("{t}-{i:062}"))).collect();
-                let per_thread = ops / threads as u64;
+                let mut next = 0;
                 for i in 0..per_thread {
                     let key = keys[((i as usize) * 7 + t * 4_099) & 8_191];
                     if insert_every > 0 && i % insert_every == 0 {
-                        cache.insert(key, Arc::clone(&values[(i / insert_every) as usize & 63]));
+                        let key = match writes {
+                            Writes::NewKeys => (t as u64 + 1) << 48 | i,
+                            Writes::None | Writes::SharedKeys => key,
+                        };
+                        cache.insert(key, Arc::clone(&values[next]));
+                        next = (next + 1) % values.len();
                     } else {
                         black_box(cache.get(key));
                     }
@@ -163,17 +197,23 @@ fn mixed(cache: &Arc<dyn Bench>, threads: usize, ops: u64, insert_every: u64) ->
     start.elapsed()
 }
 
+/// Distinct values per thread in the mixed runs: more than the key set, so a value is held
+/// under at most one key at a time.
+const VALUE_POOL: usize = 16_384;
+
 fn mixed_workload(c: &mut Criterion) {
-    let caches = caches();
     let mut group = c.benchmark_group("cache_performance_mixed");
-    for (name, cache) in &caches {
-        for (mix, insert_every) in [("read_only", 0), ("10pct_insert", 10)] {
-            for threads in [1usize, 2] {
+    for (mix, writes) in [
+        ("read_only", Writes::None),
+        ("10pct_insert", Writes::NewKeys),
+        ("10pct_update", Writes::SharedKeys),
+    ] {
+        for threads in [1usize, 2] {
+            // Fresh caches for every run: one run's writes must not shape the next one.
+            for (name, cache) in &caches() {
                 let id = BenchmarkId::new(format!("{mix}/{threads}_thread"), name);
                 group.bench_function(id, |b| {
-                    b.iter_custom(|iters| {
-                        mixed(cache, threads, iters.max(threads as u64), insert_every)
-                    })
+                    b.iter_custom(|iters| mixed(cache, threads, iters.max(threads as u64), writes))
                 });
             }
         }

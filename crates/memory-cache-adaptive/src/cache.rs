@@ -26,10 +26,13 @@ pub enum Lookup<V> {
     Miss,
 }
 
+/// One shard. Readers touch only the sketch; the mutexes, which writers and loaders take,
+/// sit on lines of their own so that taking them does not evict the sketch from readers'
+/// caches.
 struct ShardSlot<K> {
-    shard: Mutex<Shard<K>>,
+    shard: CachePadded<Mutex<Shard<K>>>,
     sketch: FrequencySketch,
-    flights: Mutex<FlightMap<K>>,
+    flights: CachePadded<Mutex<FlightMap<K>>>,
 }
 
 struct Inner<K, V> {
@@ -132,11 +135,11 @@ where
                     cache_entries: config.max_entries,
                 };
                 CachePadded::new(ShardSlot {
-                    shard: Mutex::new(Shard::new(limits)),
+                    shard: CachePadded::new(Mutex::new(Shard::new(limits))),
                     sketch: FrequencySketch::new(max_entries),
-                    flights: Mutex::new(FlightMap::with_hasher(
+                    flights: CachePadded::new(Mutex::new(FlightMap::with_hasher(
                         foldhash::fast::FixedState::default(),
-                    )),
+                    ))),
                 })
             })
             .collect();
@@ -154,10 +157,13 @@ where
         };
         Ok(AdaptiveCache {
             inner: Arc::new(Inner {
-                index: Index::with_capacity_and_hasher(
-                    config.max_entries.min(1 << 16),
-                    foldhash::fast::FixedState::default(),
-                ),
+                index: papaya::HashMap::builder()
+                    .capacity(config.max_entries.min(1 << 16))
+                    .hasher(foldhash::fast::FixedState::default())
+                    // Each reclamation batch costs a process-wide memory barrier (an
+                    // interrupt on every core): retire in large batches.
+                    .collector(seize::Collector::new().batch_size(RETIRE_BATCH))
+                    .build(),
                 shards: slots,
                 hasher: foldhash::fast::FixedState::default(),
                 shift: 64 - shards.trailing_zeros(),
@@ -175,6 +181,9 @@ where
         })
     }
 }
+
+/// Replaced or removed entries a thread retires before the index reclaims them together.
+const RETIRE_BATCH: usize = 512;
 
 /// Shard `i`'s part of `total` split `parts` ways, the remainder going to the first shards.
 fn share(total: u64, parts: usize, i: usize) -> u64 {
@@ -226,7 +235,12 @@ where
     }
 
     fn now(&self) -> u64 {
-        self.inner.clock.now_nanos()
+        // Without any time-based expiry nothing reads the time: skip the clock.
+        if self.inner.expiry.uses_time() {
+            self.inner.clock.now_nanos()
+        } else {
+            0
+        }
     }
 
     /// The cached value of `key`; `None` on a miss or a remembered "not found".
@@ -281,6 +295,7 @@ where
         let mut shard = slot.shard.lock();
         let ctx = Ctx {
             index: &index,
+            hasher: &self.inner.hasher,
             sketch: &slot.sketch,
             counters: self.inner.stats.local(),
             stats: &self.inner.stats,
@@ -329,7 +344,7 @@ where
             {
                 return false;
             }
-            shard.insert(key, hash, slot, weight, ctx)
+            shard.insert(key, slot, weight, ctx)
         })
     }
 

@@ -19,7 +19,7 @@
 //! skipped when reached and compacted away once tombstones outnumber live entries.
 
 use std::collections::VecDeque;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use crate::sketch::FrequencySketch;
@@ -47,17 +47,20 @@ pub(crate) type Index<K, V> = papaya::HashMap<K, Entry<V>, foldhash::fast::Fixed
 pub(crate) type Pinned<'a, K, V> =
     papaya::HashMapRef<'a, K, Entry<V>, foldhash::fast::FixedState, papaya::LocalGuard<'a>>;
 
+/// Fields a read touches come first (`repr(C)` keeps the order), right after the index's
+/// key, so that a read usually touches one cache line; the entry carries no hash, which
+/// keeps it and the key within 64 bytes.
+#[repr(C)]
 pub(crate) struct Entry<V> {
     slot: Slot<V>,
-    hash: u64,
-    weight: u64,
-    stamp: u64,
-    inserted_at: u64,
+    hits: AtomicU32,
+    reference: AtomicU8,
     /// `WINDOW` or `MAIN`; written only under the owning shard's mutex.
     region: AtomicU8,
     last_access: AtomicU64,
-    hits: AtomicU32,
-    reference: AtomicU8,
+    inserted_at: u64,
+    weight: u64,
+    stamp: u64,
 }
 
 impl<V> Entry<V> {
@@ -78,6 +81,11 @@ pub(crate) struct Expiry {
 }
 
 impl Expiry {
+    /// Whether any expiry rule needs the time.
+    pub(crate) fn uses_time(&self) -> bool {
+        self.idle_min.is_some() || self.max_age.is_some() || self.negative_ttl.is_some()
+    }
+
     /// Why `entry` has expired at `now`, if it has.
     fn check<V>(&self, entry: &Entry<V>, now: u64) -> Option<EvictionReason> {
         let age = now.saturating_sub(entry.inserted_at);
@@ -130,7 +138,9 @@ pub(crate) fn read<K: Hash + Eq, V: Clone>(
         entry.reference.store(reference + 1, Ordering::Relaxed);
     }
     // A coarser last access can only make an entry expire earlier, never later.
-    if now.saturating_sub(entry.last_access.load(Ordering::Relaxed)) >= ACCESS_GRANULARITY {
+    if expiry.idle_min.is_some()
+        && now.saturating_sub(entry.last_access.load(Ordering::Relaxed)) >= ACCESS_GRANULARITY
+    {
         entry.last_access.store(now, Ordering::Relaxed);
     }
     Found::Hit(entry.slot.clone())
@@ -222,6 +232,7 @@ const CLIMB_CHECK_EVERY: u32 = 64;
 /// What a writer needs besides the shard: the pinned index and the shared machinery.
 pub(crate) struct Ctx<'a, 'g, K, V> {
     pub(crate) index: &'a Pinned<'g, K, V>,
+    pub(crate) hasher: &'a foldhash::fast::FixedState,
     pub(crate) sketch: &'a FrequencySketch,
     pub(crate) counters: &'a Counters,
     pub(crate) stats: &'a Stripes,
@@ -295,7 +306,6 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
     pub(crate) fn insert<V: Clone + Send + Sync>(
         &mut self,
         key: K,
-        hash: u64,
         slot: Slot<V>,
         weight: u64,
         ctx: &Ctx<'_, '_, K, V>,
@@ -309,16 +319,25 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
         }
         Counters::bump(&ctx.counters.inserts);
         let now = ctx.now;
-        let previous = ctx.index.get(&key).map(|e| (e.stamp, e.region(), e.weight));
-        let (stamp, region) = match previous {
-            // Replace in place: the entry keeps its queue position and region.
-            Some((stamp, region, old)) => {
+        let previous = ctx.index.get(&key).map(|e| {
+            (
+                e.stamp,
+                e.region(),
+                e.weight,
+                e.reference.load(Ordering::Relaxed),
+            )
+        });
+        let (stamp, region, reference) = match previous {
+            // Replace in place: the entry keeps its queue position, region and CLOCK
+            // reference (the key is as popular as before, and readers then find nothing to
+            // update). Its idle allowance starts afresh with the new value.
+            Some((stamp, region, old, reference)) => {
                 if region == WINDOW {
                     self.window_weight = self.window_weight - old + weight;
                 } else {
                     self.main_weight = self.main_weight - old + weight;
                 }
-                (stamp, region)
+                (stamp, region, reference)
             }
             None => {
                 let stamp = self.next_stamp;
@@ -327,21 +346,20 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
                 self.window_weight += weight;
                 self.window_len += 1;
                 self.len += 1;
-                (stamp, WINDOW)
+                (stamp, WINDOW, 0)
             }
         };
         ctx.index.insert(
             key,
             Entry {
                 slot,
-                hash,
                 weight,
                 stamp,
                 inserted_at: now,
                 region: AtomicU8::new(region),
                 last_access: AtomicU64::new(now),
                 hits: AtomicU32::new(0),
-                reference: AtomicU8::new(0),
+                reference: AtomicU8::new(reference),
             },
         );
         self.sweep(ctx);
@@ -442,6 +460,9 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
 
     /// Looks at a few of the oldest entries of each queue and drops the expired ones.
     fn sweep<V: Clone + Send + Sync>(&mut self, ctx: &Ctx<'_, '_, K, V>) {
+        if !ctx.expiry.uses_time() {
+            return;
+        }
         for region in [WINDOW, MAIN] {
             for _ in 0..SWEEP_PER_WRITE {
                 let Some(item) = self.queue(region).front() else {
@@ -479,14 +500,14 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
     fn enforce<V: Clone + Send + Sync>(&mut self, ctx: &Ctx<'_, '_, K, V>) {
         loop {
             if self.window_over_share() {
-                let Some(candidate) = self.clock_victim(WINDOW, ctx.index) else {
+                let Some(candidate) = self.clock_victim(WINDOW, ctx.index, ctx.hasher) else {
                     break;
                 };
                 if !self.over_bounds() {
                     self.promote(candidate, ctx.index);
                     continue;
                 }
-                match self.clock_victim(MAIN, ctx.index) {
+                match self.clock_victim(MAIN, ctx.index, ctx.hasher) {
                     Some(victim)
                         if ctx.sketch.estimate(victim.1) >= ctx.sketch.estimate(candidate.1) =>
                     {
@@ -511,7 +532,7 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
                 } else {
                     WINDOW
                 };
-                let Some(victim) = self.clock_victim(region, ctx.index) else {
+                let Some(victim) = self.clock_victim(region, ctx.index, ctx.hasher) else {
                     break;
                 };
                 self.pop(region);
@@ -539,7 +560,12 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
     /// Turns `region`'s CLOCK hand until its oldest entry has no reference left, and returns
     /// that entry's key and hash (it stays at the front). Each turn spends a reference, so
     /// the work is amortized O(1).
-    fn clock_victim<V>(&mut self, region: u8, index: &Pinned<'_, K, V>) -> Option<(K, u64)> {
+    fn clock_victim<V>(
+        &mut self,
+        region: u8,
+        index: &Pinned<'_, K, V>,
+        hasher: &foldhash::fast::FixedState,
+    ) -> Option<(K, u64)> {
         loop {
             let item = self.queue(region).front()?;
             let Some(entry) = Self::live(index, item, region) else {
@@ -548,7 +574,7 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
             };
             let reference = entry.reference.load(Ordering::Relaxed);
             if reference == 0 {
-                return Some((item.0.clone(), entry.hash));
+                return Some((item.0.clone(), hasher.hash_one(&item.0)));
             }
             // A window entry gets one second chance; a main entry one per reference.
             let left = if region == WINDOW { 0 } else { reference - 1 };

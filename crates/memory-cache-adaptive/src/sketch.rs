@@ -9,6 +9,8 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
+use crossbeam_utils::CachePadded;
+
 const ROWS: usize = 4;
 const MAX_COUNT: u8 = 15;
 const SEEDS: [u64; ROWS] = [
@@ -23,7 +25,8 @@ pub(crate) struct FrequencySketch {
     doorkeeper: Box<[AtomicU64]>,
     door_mask: u64,
     mask: usize,
-    additions: AtomicUsize,
+    /// Written on most increments: kept off the line of the read-only fields.
+    additions: CachePadded<AtomicUsize>,
     sample: usize,
 }
 
@@ -37,7 +40,7 @@ impl FrequencySketch {
             doorkeeper: (0..door_bits / 64).map(|_| AtomicU64::new(0)).collect(),
             door_mask: door_bits - 1,
             mask: width - 1,
-            additions: AtomicUsize::new(0),
+            additions: CachePadded::new(AtomicUsize::new(0)),
             sample: width.saturating_mul(10),
         }
     }
