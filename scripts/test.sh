@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it and .ci/run calls it: formatting, lints,
 # documentation and every test of every crate. Works on a fresh machine: cargo fetches the
-# crates; later issues add the tools they need (for example sqld) to this script.
+# crates, and scripts/install-sqld.sh installs sqld for the remote tests if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,11 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "sqld (libSQL server for the remote and replica tests)"
+SQLD_BIN="$(scripts/install-sqld.sh)"
+export SQLD_BIN
+echo "$SQLD_BIN"
 
 step "rustfmt"
 cargo fmt --all -- --check

@@ -1,0 +1,37 @@
+//! libSQL storage for episodic memory, on the `libsql` crate: a local file (the embedded
+//! default, no server), one in-memory database, a remote sqld/Turso database, or an embedded
+//! replica of one. One [`TursoStorage`] implements `memory_core::StorageBackend` for all of
+//! them, with
+//!
+//! - a bounded connection pool (async checkout with a timeout, idle health checks, broken
+//!   connections discarded; [`PoolStats`]),
+//! - a prepared-statement cache per pooled connection holding real `libsql::Statement`s,
+//!   reset before each reuse ([`StatementCacheStats`]),
+//! - batches as single transactions of multi-row statements, all-or-nothing,
+//! - versioned, forward-only schema migrations run at open,
+//! - zstd compression of large payloads.
+//!
+//! ```no_run
+//! use memory_storage_turso::{TursoConfig, TursoStorage};
+//!
+//! # async fn example() -> Result<(), memory_core::StorageError> {
+//! // TURSO_DATABASE_URL / TURSO_AUTH_TOKEN, or the local default file.
+//! let store = TursoStorage::open(TursoConfig::from_env()?).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod payload;
+mod pool;
+mod query;
+mod schema;
+mod statements;
+mod store;
+mod table;
+
+pub use config::{AuthToken, Location, PoolConfig, RetryPolicy, TOKEN_ENV, TursoConfig, URL_ENV};
+pub use pool::{PoolStats, PoolStatsSnapshot};
+pub use schema::SCHEMA_VERSION;
+pub use statements::{StatementCacheStats, StatementStatsSnapshot};
+pub use store::TursoStorage;

@@ -1,0 +1,96 @@
+//! Stored payloads: the core's versioned codec bytes, zstd-compressed (as binary, never
+//! base64) when they reach the configured threshold. The `encoding` column says which.
+
+use memory_core::{Entity, StorageError, codec};
+
+/// Plain codec bytes.
+pub(crate) const PLAIN: i64 = 0;
+/// zstd frame of the codec bytes.
+pub(crate) const ZSTD: i64 = 1;
+
+/// How payloads are written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PayloadCodec {
+    pub(crate) threshold: usize,
+    pub(crate) level: i32,
+}
+
+impl PayloadCodec {
+    /// `(encoding, bytes)` for `item`.
+    pub(crate) fn encode<E: Entity>(&self, item: &E) -> Result<(i64, Vec<u8>), StorageError> {
+        let bytes = codec::encode(item)?;
+        if bytes.len() < self.threshold {
+            return Ok((PLAIN, bytes));
+        }
+        let compressed = zstd::bulk::compress(&bytes, self.level).map_err(|e| {
+            StorageError::with_source(memory_core::ErrorKind::Internal, "compressing a payload", e)
+        })?;
+        // Incompressible data is kept plain rather than grown.
+        if compressed.len() < bytes.len() {
+            Ok((ZSTD, compressed))
+        } else {
+            Ok((PLAIN, bytes))
+        }
+    }
+}
+
+/// The item stored as `bytes` with `encoding`; `Corrupt` naming `what` if it cannot be read.
+pub(crate) fn decode<E: Entity>(
+    encoding: i64,
+    bytes: &[u8],
+    what: &str,
+) -> Result<E, StorageError> {
+    let corrupt = |detail: String| StorageError::corrupt(format!("{what}: {detail}"));
+    match encoding {
+        PLAIN => codec::decode(bytes).map_err(|e| corrupt(e.to_string())),
+        ZSTD => {
+            // Bounded: no stored payload decompresses past the core's payload limit.
+            let plain = zstd::bulk::decompress(bytes, memory_core::limits::MAX_PAYLOAD_BYTES * 2)
+                .map_err(|e| corrupt(format!("undecompressable payload: {e}")))?;
+            codec::decode(&plain).map_err(|e| corrupt(e.to_string()))
+        }
+        other => Err(corrupt(format!("unknown payload encoding {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memory_core::testing::samples;
+
+    #[test]
+    fn large_payloads_compress_and_round_trip() {
+        let episode = samples::golden_episode();
+        let plain = PayloadCodec {
+            threshold: usize::MAX,
+            level: 3,
+        };
+        let small = PayloadCodec {
+            threshold: 0,
+            level: 3,
+        };
+        let (encoding, bytes) = plain.encode(&episode).unwrap();
+        assert_eq!(encoding, PLAIN);
+        assert_eq!(
+            decode::<memory_core::Episode>(encoding, &bytes, "e").unwrap(),
+            episode
+        );
+        let (encoding, compressed) = small.encode(&episode).unwrap();
+        if encoding == ZSTD {
+            assert!(compressed.len() < bytes.len());
+        }
+        assert_eq!(
+            decode::<memory_core::Episode>(encoding, &compressed, "e").unwrap(),
+            episode
+        );
+    }
+
+    #[test]
+    fn garbage_is_corrupt_not_a_panic() {
+        for (encoding, bytes) in [(PLAIN, &b"\x01garbage"[..]), (ZSTD, b"not zstd"), (7, b"")] {
+            let err = decode::<memory_core::Episode>(encoding, bytes, "episode x").unwrap_err();
+            assert_eq!(err.kind(), memory_core::ErrorKind::Corrupt);
+            assert!(err.to_string().contains("episode x"), "{err}");
+        }
+    }
+}

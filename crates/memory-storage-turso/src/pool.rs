@@ -1,0 +1,263 @@
+//! The connection pool: bounded, async checkout with a timeout, connections returned on
+//! drop and reused (with their prepared statements), health-checked only after idling,
+//! broken ones discarded.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use libsql::{Connection, Database};
+use memory_core::{ErrorKind, StorageError};
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::{Location, PoolConfig};
+use crate::error::db;
+use crate::statements::{StatementCache, StatementCounters};
+
+/// Anything that reports connection-pool statistics.
+pub trait PoolStats {
+    /// The counters as of now.
+    fn pool_stats(&self) -> PoolStatsSnapshot;
+}
+
+/// Pool counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatsSnapshot {
+    /// The most connections the pool opens.
+    pub max_size: u64,
+    /// Connections open now (in use plus idle).
+    pub open: u64,
+    /// Connections checked out now.
+    pub in_use: u64,
+    /// Open connections waiting in the pool.
+    pub idle: u64,
+    /// Checkouts that found no free connection and had to wait.
+    pub waits: u64,
+    /// Time checkouts spent waiting, in all.
+    pub wait_time: Duration,
+    /// Checkouts that gave up after the checkout timeout.
+    pub timeouts: u64,
+    /// Connections opened.
+    pub created: u64,
+    /// Connections thrown away (failed a health check or broke in use).
+    pub discarded: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    waits: AtomicU64,
+    wait_nanos: AtomicU64,
+    timeouts: AtomicU64,
+    created: AtomicU64,
+    discarded: AtomicU64,
+}
+
+/// A pooled connection with its statements.
+pub(crate) struct Conn {
+    pub(crate) raw: Connection,
+    pub(crate) statements: StatementCache,
+    idle_since: Instant,
+}
+
+pub(crate) struct Pool {
+    db: Database,
+    local: bool,
+    /// The in-memory database lives in its one connection: that connection is never
+    /// discarded (a new one would be a new, empty database).
+    pinned: bool,
+    /// Whether statements may be reused (not for embedded replicas; see `statements`).
+    reuse_statements: bool,
+    config: PoolConfig,
+    busy_timeout: Duration,
+    statement_capacity: NonZeroUsize,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<Conn>>,
+    counters: Counters,
+    pub(crate) statement_counters: Arc<StatementCounters>,
+}
+
+impl Pool {
+    pub(crate) fn new(
+        db: Database,
+        location: &Location,
+        config: PoolConfig,
+        busy_timeout: Duration,
+        statement_capacity: NonZeroUsize,
+    ) -> Arc<Self> {
+        Arc::new(Pool {
+            db,
+            local: matches!(location, Location::LocalFile(_) | Location::InMemory),
+            pinned: matches!(location, Location::InMemory),
+            reuse_statements: !matches!(location, Location::Replica { .. }),
+            permits: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            busy_timeout,
+            statement_capacity,
+            idle: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+            statement_counters: Arc::new(StatementCounters::default()),
+        })
+    }
+
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// A connection, waiting up to the checkout timeout for one to be free.
+    pub(crate) async fn get(self: &Arc<Self>) -> Result<PooledConn, StorageError> {
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => self.wait_for_permit().await?,
+        };
+        loop {
+            let candidate = self.idle.lock().pop();
+            let Some(conn) = candidate else {
+                let conn = self.open().await?;
+                return Ok(self.wrap(conn, permit));
+            };
+            if usable(&conn, self.config.health_check_after).await || self.pinned {
+                return Ok(self.wrap(conn, permit));
+            }
+            self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, StorageError> {
+        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let acquired = tokio::time::timeout(
+            self.config.checkout_timeout,
+            Arc::clone(&self.permits).acquire_owned(),
+        )
+        .await;
+        self.counters
+            .wait_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match acquired {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(StorageError::new(
+                ErrorKind::Unavailable,
+                "the connection pool is closed",
+            )),
+            Err(_elapsed) => {
+                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(StorageError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "connection pool exhausted: all {} connections stayed in use for {:?}",
+                        self.config.max_connections, self.config.checkout_timeout
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn wrap(self: &Arc<Self>, conn: Conn, permit: OwnedSemaphorePermit) -> PooledConn {
+        PooledConn {
+            conn: Some(conn),
+            pool: Arc::clone(self),
+            broken: false,
+            _permit: permit,
+        }
+    }
+
+    /// Opens and configures a new connection. Local connections each get the busy timeout
+    /// and pragmas: they are per connection in SQLite, so setting them once is not enough.
+    async fn open(&self) -> Result<Conn, StorageError> {
+        let raw = self
+            .db
+            .connect()
+            .map_err(|e| db("opening a connection", e))?;
+        if self.local {
+            raw.busy_timeout(self.busy_timeout)
+                .map_err(|e| db("setting the busy timeout", e))?;
+            for pragma in ["PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL"] {
+                raw.execute(pragma, ())
+                    .await
+                    .map_err(|e| db("configuring a connection", e))?;
+            }
+        }
+        self.counters.created.fetch_add(1, Ordering::Relaxed);
+        Ok(Conn {
+            raw,
+            statements: StatementCache::new(
+                self.statement_capacity,
+                Arc::clone(&self.statement_counters),
+                self.reuse_statements,
+            ),
+            idle_since: Instant::now(),
+        })
+    }
+
+    pub(crate) fn stats(&self) -> PoolStatsSnapshot {
+        let idle = self.idle.lock().len() as u64;
+        let max_size = self.config.max_connections as u64;
+        let in_use = max_size - self.permits.available_permits() as u64;
+        PoolStatsSnapshot {
+            max_size,
+            open: in_use + idle,
+            in_use,
+            idle,
+            waits: self.counters.waits.load(Ordering::Relaxed),
+            wait_time: Duration::from_nanos(self.counters.wait_nanos.load(Ordering::Relaxed)),
+            timeouts: self.counters.timeouts.load(Ordering::Relaxed),
+            created: self.counters.created.load(Ordering::Relaxed),
+            discarded: self.counters.discarded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Whether an idle connection may be handed out: one left inside a transaction (its user's
+/// future was dropped mid-operation) is rolled back first, and one idle past the threshold
+/// must answer `SELECT 1`.
+async fn usable(conn: &Conn, health_check_after: Duration) -> bool {
+    if !conn.raw.is_autocommit() && conn.raw.execute("ROLLBACK", ()).await.is_err() {
+        return false;
+    }
+    if conn.idle_since.elapsed() < health_check_after {
+        return true;
+    }
+    match conn.raw.query("SELECT 1", ()).await {
+        Ok(mut rows) => matches!(rows.next().await, Ok(Some(_))),
+        Err(_) => false,
+    }
+}
+
+/// A checked-out connection; it goes back to the pool when dropped, unless marked broken.
+pub(crate) struct PooledConn {
+    conn: Option<Conn>,
+    pool: Arc<Pool>,
+    broken: bool,
+    // Released after the connection is back in the idle list (fields drop in order).
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PooledConn {
+    /// Marks the connection as not to be reused (after a connection-level failure).
+    pub(crate) fn discard(&mut self) {
+        self.broken = true;
+    }
+
+    /// The connection (present until the drop that returns it).
+    pub(crate) fn conn(&mut self) -> Result<&mut Conn, StorageError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StorageError::internal("pooled connection used after release"))
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if self.broken && !self.pool.pinned {
+            self.pool.counters.discarded.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        conn.idle_since = Instant::now();
+        self.pool.idle.lock().push(conn);
+    }
+}

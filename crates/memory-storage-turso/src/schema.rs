@@ -1,0 +1,132 @@
+//! The schema and its forward-only, numbered migrations, run at open.
+//!
+//! Each entity table holds the columns queries filter and order on, plus the encoded
+//! payload as a BLOB (`encoding` says whether it is zstd-compressed). Episode tags and
+//! metadata live in side tables keyed for lookup, so tag and metadata filters use indexes.
+
+use libsql::{Connection, TransactionBehavior};
+use memory_core::{ErrorKind, StorageError, Timestamp};
+
+use crate::error::db;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the entity tables and their indexes.
+    "CREATE TABLE episodes (
+        id BLOB PRIMARY KEY NOT NULL,
+        start_time INTEGER NOT NULL,
+        domain TEXT NOT NULL,
+        task_type TEXT NOT NULL,
+        outcome TEXT,
+        encoding INTEGER NOT NULL,
+        payload BLOB NOT NULL
+    );
+    CREATE INDEX episodes_by_start ON episodes (start_time DESC, id DESC);
+    CREATE INDEX episodes_by_domain ON episodes (domain, start_time DESC, id DESC);
+    CREATE INDEX episodes_by_task_type ON episodes (task_type, start_time DESC, id DESC);
+    CREATE INDEX episodes_by_outcome ON episodes (outcome, start_time DESC, id DESC);
+    CREATE TABLE episode_tags (
+        tag TEXT NOT NULL,
+        episode_id BLOB NOT NULL REFERENCES episodes (id) ON DELETE CASCADE,
+        PRIMARY KEY (tag, episode_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX episode_tags_by_episode ON episode_tags (episode_id);
+    CREATE TABLE episode_metadata (
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        episode_id BLOB NOT NULL REFERENCES episodes (id) ON DELETE CASCADE,
+        PRIMARY KEY (key, value, episode_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX episode_metadata_by_episode ON episode_metadata (episode_id);
+    CREATE TABLE patterns (
+        id BLOB PRIMARY KEY NOT NULL,
+        kind TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        success_rate REAL NOT NULL,
+        encoding INTEGER NOT NULL,
+        payload BLOB NOT NULL
+    );
+    CREATE INDEX patterns_by_rate ON patterns (success_rate DESC, id);
+    CREATE INDEX patterns_by_kind ON patterns (kind, success_rate DESC, id);
+    CREATE INDEX patterns_by_domain ON patterns (domain, success_rate DESC, id);
+    CREATE TABLE heuristics (
+        id BLOB PRIMARY KEY NOT NULL,
+        encoding INTEGER NOT NULL,
+        payload BLOB NOT NULL
+    );",
+    // 2: a generation bumped by every write transaction, the cheap change signal cached
+    // readers of a shared (remote) database poll.
+    "CREATE TABLE store_generation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        generation INTEGER NOT NULL
+    );
+    INSERT INTO store_generation (id, generation) VALUES (1, 0);",
+];
+
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY NOT NULL,
+    applied_at_micros INTEGER NOT NULL
+)";
+
+/// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer version.
+pub(crate) async fn migrate(conn: &Connection) -> Result<i64, StorageError> {
+    migrate_to(conn, SCHEMA_VERSION).await
+}
+
+/// Brings the database to `target` (tests build old databases with it).
+pub(crate) async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageError> {
+    conn.execute(VERSION_TABLE, ())
+        .await
+        .map_err(|e| db("creating the schema version table", e))?;
+    let current = version(conn).await?;
+    if current > SCHEMA_VERSION {
+        return Err(StorageError::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the database has schema version {current}, newer than the {SCHEMA_VERSION} \
+                 this build understands; upgrade the library instead of opening it"
+            ),
+        ));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let number = index as i64 + 1;
+        if number <= current || number > target {
+            continue;
+        }
+        // Each migration and its version row commit together, or not at all.
+        let context = |what: &str| format!("applying schema migration {number}: {what}");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .await
+            .map_err(|e| db(&context("begin"), e))?;
+        tx.execute_batch(sql)
+            .await
+            .map_err(|e| db(&context("schema change"), e))?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at_micros) VALUES (?1, ?2)",
+            libsql::params![number, Timestamp::now().as_micros()],
+        )
+        .await
+        .map_err(|e| db(&context("version row"), e))?;
+        tx.commit().await.map_err(|e| db(&context("commit"), e))?;
+    }
+    version(conn).await
+}
+
+/// The schema version recorded in the database (0: empty).
+pub(crate) async fn version(conn: &Connection) -> Result<i64, StorageError> {
+    let mut rows = conn
+        .query("SELECT COALESCE(MAX(version), 0) FROM schema_version", ())
+        .await
+        .map_err(|e| db("reading the schema version", e))?;
+    let row = rows
+        .next()
+        .await
+        .map_err(|e| db("reading the schema version", e))?
+        .ok_or_else(|| StorageError::corrupt("the schema version query returned no row"))?;
+    row.get::<i64>(0)
+        .map_err(|e| db("reading the schema version", e))
+}

@@ -1,0 +1,137 @@
+//! The per-connection prepared-statement cache: an LRU of real `libsql::Statement`s keyed
+//! by their SQL text, reset before every reuse.
+//!
+//! Why reset: a local libSQL statement executed again without `reset()` silently re-runs
+//! with its first parameters (tursodatabase/libsql#2135), and one left unreset after a
+//! query keeps its read transaction open. For remote connections `prepare` costs a
+//! `describe` round trip and the statement holds only its SQL text, so the cache saves that
+//! round trip but not the execution's own.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use libsql::{Connection, Statement};
+use lru::LruCache;
+use memory_core::StorageError;
+
+use crate::error::db;
+
+/// Anything that reports prepared-statement cache statistics (the store does, summed over
+/// every pooled connection; metrics read them through this trait).
+pub trait StatementCacheStats {
+    /// The counters as of now.
+    fn statement_stats(&self) -> StatementStatsSnapshot;
+}
+
+/// Prepared-statement cache counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatementStatsSnapshot {
+    /// Statements found prepared.
+    pub hits: u64,
+    /// Statements that had to be prepared.
+    pub misses: u64,
+    /// Statements dropped to make room.
+    pub evictions: u64,
+    /// Time spent preparing, in all.
+    pub prepare_time: Duration,
+}
+
+impl StatementStatsSnapshot {
+    /// `hits / (hits + misses)`, or 0 before the first use.
+    pub fn hit_ratio(&self) -> f64 {
+        let uses = self.hits + self.misses;
+        if uses == 0 {
+            0.0
+        } else {
+            self.hits as f64 / uses as f64
+        }
+    }
+}
+
+/// Counters shared by every connection's cache.
+#[derive(Default, Debug)]
+pub(crate) struct StatementCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    prepare_nanos: AtomicU64,
+}
+
+impl StatementCounters {
+    pub(crate) fn snapshot(&self) -> StatementStatsSnapshot {
+        StatementStatsSnapshot {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            prepare_time: Duration::from_nanos(self.prepare_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// One connection's statements.
+pub(crate) struct StatementCache {
+    statements: LruCache<Arc<str>, Statement>,
+    counters: Arc<StatementCounters>,
+    /// False for embedded replicas: libsql's replica statements ignore `reset()`, so a
+    /// reused one would keep its first parameters and its read snapshot. They are
+    /// prepared for each use instead (and counted as misses).
+    reusable: bool,
+    scratch: Option<Statement>,
+}
+
+impl StatementCache {
+    pub(crate) fn new(
+        capacity: NonZeroUsize,
+        counters: Arc<StatementCounters>,
+        reusable: bool,
+    ) -> Self {
+        StatementCache {
+            statements: LruCache::new(capacity),
+            counters,
+            reusable,
+            scratch: None,
+        }
+    }
+
+    /// The statement for `sql` on `conn`, prepared now or reused (and then reset).
+    pub(crate) async fn get(
+        &mut self,
+        conn: &Connection,
+        sql: &str,
+    ) -> Result<&Statement, StorageError> {
+        if !self.reusable {
+            let statement = self.prepare(conn, sql).await?;
+            return Ok(self.scratch.insert(statement));
+        }
+        if self.statements.contains(sql) {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let statement = self.prepare(conn, sql).await?;
+            // Dropping an evicted statement finalizes it.
+            if self.statements.push(Arc::from(sql), statement).is_some() {
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let statement = self
+            .statements
+            .get(sql)
+            .ok_or_else(|| StorageError::internal("a statement vanished from its cache"))?;
+        statement.reset();
+        Ok(statement)
+    }
+
+    async fn prepare(&self, conn: &Connection, sql: &str) -> Result<Statement, StorageError> {
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let statement = conn
+            .prepare(sql)
+            .await
+            .map_err(|e| db("preparing a statement", e))?;
+        self.counters
+            .prepare_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(statement)
+    }
+}

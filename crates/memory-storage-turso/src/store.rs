@@ -1,0 +1,649 @@
+//! [`TursoStorage`]: the `StorageBackend` over libSQL.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use libsql::{Builder, Statement, Value};
+use memory_core::{
+    Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId,
+    Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError, validate_batch,
+    validate_ids,
+};
+
+use crate::config::{Location, TursoConfig};
+use crate::error::db;
+use crate::payload::{PayloadCodec, decode};
+use crate::pool::{Conn, Pool, PoolStats, PoolStatsSnapshot};
+use crate::query::{self, Sql};
+use crate::schema;
+use crate::statements::{StatementCacheStats, StatementStatsSnapshot};
+use crate::table::{self, Table};
+
+/// Runs `$body` (a future using `$conn: &mut Conn`) on a pooled connection, retrying
+/// transient failures with backoff; a connection that failed at the transport level is
+/// discarded. Only for operations that are safe to repeat (all of the store's are: writes
+/// are upserts or checked deletes inside one transaction).
+macro_rules! with_conn {
+    ($store:expr, $conn:ident => $body:expr) => {{
+        let store = $store;
+        let mut attempt = 1u32;
+        loop {
+            let mut pooled = store.inner.pool.get().await?;
+            let result = {
+                let $conn: &mut Conn = pooled.conn()?;
+                $body.await
+            };
+            match result {
+                Err(e) if e.is_transient() && attempt < store.inner.config.retry.attempts => {
+                    if e.kind() == ErrorKind::Transient {
+                        pooled.discard();
+                    }
+                    drop(pooled);
+                    tokio::time::sleep(store.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Items per multi-row upsert (7 columns × 64 rows stays far below SQLite's parameter limit).
+const UPSERT_ROWS: usize = 64;
+/// Ids per `IN (...)` list.
+const ID_ROWS: usize = 256;
+/// Rows per multi-row side-table insert.
+const SIDE_ROWS: usize = 128;
+
+/// libSQL storage: a local file (the embedded default), one in-memory database, a remote
+/// sqld/Turso database, or an embedded replica of one, behind one connection pool with a
+/// prepared-statement cache per connection. Every batch is one transaction.
+///
+/// ```
+/// use memory_core::{Episode, StorageBackend, TaskContext, TaskType};
+/// use memory_storage_turso::{TursoConfig, TursoStorage};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = TursoStorage::open(TursoConfig::local(dir.path().join("memory.db")))
+///     .await
+///     .unwrap();
+/// let episode = Episode::new(TaskType::Testing, "run the suite", TaskContext::new("web"));
+/// store.store_episode(&episode).await.unwrap();
+/// let back = store.get_episode(episode.id).await.unwrap().unwrap();
+/// assert_eq!(*back, episode);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct TursoStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Arc<Pool>,
+    config: TursoConfig,
+    payload: PayloadCodec,
+    replica: bool,
+}
+
+impl std::fmt::Debug for TursoStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TursoStorage")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TursoStorage {
+    /// Opens (creating if needed) the database `config` names, configures it and brings its
+    /// schema up to date. A database from a newer schema version is refused.
+    pub async fn open(config: TursoConfig) -> Result<Self> {
+        config.validate()?;
+        let database = match &config.location {
+            Location::LocalFile(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StorageError::with_source(
+                            ErrorKind::Unavailable,
+                            format!("creating the folder {}", parent.display()),
+                            e,
+                        )
+                    })?;
+                }
+                Builder::new_local(path).build().await
+            }
+            Location::InMemory => Builder::new_local(":memory:").build().await,
+            Location::Remote { url, auth_token } => {
+                Builder::new_remote(
+                    url.clone(),
+                    auth_token
+                        .as_ref()
+                        .map(|t| t.expose().to_string())
+                        .unwrap_or_default(),
+                )
+                .build()
+                .await
+            }
+            Location::Replica {
+                path,
+                url,
+                auth_token,
+                sync_interval,
+            } => {
+                let mut builder = Builder::new_remote_replica(
+                    path,
+                    url.clone(),
+                    auth_token
+                        .as_ref()
+                        .map(|t| t.expose().to_string())
+                        .unwrap_or_default(),
+                )
+                .read_your_writes(true);
+                if let Some(interval) = sync_interval {
+                    builder = builder.sync_interval(*interval);
+                }
+                builder.build().await
+            }
+        }
+        .map_err(|e| db(&format!("opening {}", describe(&config.location)), e))?;
+        let capacity = NonZeroUsize::new(config.statement_cache_capacity)
+            .ok_or_else(|| StorageError::internal("statement cache capacity is zero"))?;
+        let pool = Pool::new(
+            database,
+            &config.location,
+            config.pool.clone(),
+            config.busy_timeout,
+            capacity,
+        );
+        let store = TursoStorage {
+            inner: Arc::new(Inner {
+                payload: PayloadCodec {
+                    threshold: config.compression_threshold,
+                    level: config.compression_level,
+                },
+                replica: matches!(config.location, Location::Replica { .. }),
+                pool,
+                config,
+            }),
+        };
+        store.prepare_database().await?;
+        Ok(store)
+    }
+
+    async fn prepare_database(&self) -> Result<()> {
+        if self.inner.replica {
+            self.sync().await?;
+        }
+        let mut conn = self.inner.pool.get().await?;
+        let raw = &conn.conn()?.raw;
+        if matches!(self.inner.config.location, Location::LocalFile(_)) {
+            // WAL is a property of the file: set once, it persists.
+            let mut rows = raw
+                .query("PRAGMA journal_mode = WAL", ())
+                .await
+                .map_err(|e| db("switching to WAL", e))?;
+            while rows
+                .next()
+                .await
+                .map_err(|e| db("switching to WAL", e))?
+                .is_some()
+            {}
+        }
+        schema::migrate(raw).await?;
+        drop(conn);
+        if self.inner.replica {
+            self.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &TursoConfig {
+        &self.inner.config
+    }
+
+    /// The schema version of the open database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let mut conn = self.inner.pool.get().await?;
+        schema::version(&conn.conn()?.raw).await
+    }
+
+    /// The store generation, bumped by every write transaction of any client of this
+    /// database: a cheap signal that something changed.
+    pub async fn generation(&self) -> Result<u64> {
+        let value = with_conn!(self, conn => single_integer(
+            conn,
+            "SELECT generation FROM store_generation WHERE id = 1",
+            Vec::new()
+        ));
+        Ok(u64::try_from(value?).unwrap_or_default())
+    }
+
+    /// Pulls the primary's latest changes into an embedded replica (other locations:
+    /// nothing to do).
+    pub async fn sync(&self) -> Result<()> {
+        if !self.inner.replica {
+            return Ok(());
+        }
+        self.inner
+            .pool
+            .database()
+            .sync()
+            .await
+            .map_err(|e| db("syncing the replica", e))?;
+        Ok(())
+    }
+
+    /// How long to wait before retry number `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> std::time::Duration {
+        let retry = &self.inner.config.retry;
+        retry
+            .base_delay
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(retry.max_delay)
+    }
+
+    /// After a write: an embedded replica pulls the primary's log at least up to that
+    /// write, so the next read through any of its connections sees it. (A plain `sync` may
+    /// return before the primary's log holds the write.)
+    async fn after_write(&self) -> Result<()> {
+        if !self.inner.replica {
+            return Ok(());
+        }
+        let database = self.inner.pool.database();
+        match database.max_write_replication_index() {
+            Some(frame) => database
+                .sync_until(frame)
+                .await
+                .map(|_| ())
+                .map_err(|e| db("syncing the replica up to this store's last write", e)),
+            None => self.sync().await,
+        }
+    }
+
+    async fn store_items<E: Table>(&self, items: &[E]) -> Result<()> {
+        let encoded = items
+            .iter()
+            .map(|item| {
+                self.inner
+                    .payload
+                    .encode(item)
+                    .map(|(enc, bytes)| (item, enc, bytes))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        with_conn!(self, conn => write(conn, |conn| upsert_all(conn, &encoded)))?;
+        self.after_write().await
+    }
+
+    async fn get_items<E: Table>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
+        with_conn!(self, conn => select_by_ids::<E>(conn, ids))
+    }
+
+    async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
+        validate_ids(ids, true)?;
+        with_conn!(self, conn => write(conn, |conn| delete_all::<E>(conn, ids)))?;
+        self.after_write().await
+    }
+
+    async fn count_items<E: Table>(&self) -> Result<u64> {
+        let sql = table::count_sql::<E>();
+        let count = with_conn!(self, conn => single_integer(conn, &sql, Vec::new()))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    /// Decoded items of the rows `sql` selects (`id, encoding, payload`), in row order.
+    async fn select_items<E: Table>(&self, sql: &Sql) -> Result<Vec<Arc<E>>> {
+        with_conn!(self, conn => select_rows::<E>(conn, &sql.text, sql.params.clone()))
+            .map(|rows| rows.into_iter().map(|(_, item)| item).collect())
+    }
+}
+
+impl PoolStats for TursoStorage {
+    fn pool_stats(&self) -> PoolStatsSnapshot {
+        self.inner.pool.stats()
+    }
+}
+
+impl StatementCacheStats for TursoStorage {
+    fn statement_stats(&self) -> StatementStatsSnapshot {
+        self.inner.pool.statement_counters.snapshot()
+    }
+}
+
+fn describe(location: &Location) -> String {
+    match location {
+        Location::LocalFile(path) => format!("the database file {}", path.display()),
+        Location::InMemory => "an in-memory database".to_string(),
+        Location::Remote { url, .. } => format!("the remote database {url}"),
+        Location::Replica { path, url, .. } => {
+            format!("the replica {} of {url}", path.display())
+        }
+    }
+}
+
+/// Runs `work` inside one immediate transaction on `conn`, bumping the store generation;
+/// any failure rolls everything back.
+async fn write<'c, T, F, Fut>(conn: &'c mut Conn, work: F) -> Result<T>
+where
+    F: FnOnce(&'c mut Conn) -> Fut,
+    Fut: Future<Output = Result<(T, &'c mut Conn)>>,
+{
+    conn.raw
+        .execute("BEGIN IMMEDIATE", ())
+        .await
+        .map_err(|e| db("beginning a write transaction", e))?;
+    let raw = conn.raw.clone();
+    match work(conn).await {
+        Ok((value, conn)) => {
+            let bumped = execute(
+                conn,
+                "UPDATE store_generation SET generation = generation + 1 WHERE id = 1",
+                Vec::new(),
+            )
+            .await;
+            let committed = match bumped {
+                Ok(_) => raw
+                    .execute("COMMIT", ())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| db("committing", e)),
+                Err(e) => Err(e),
+            };
+            match committed {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    rollback(&raw).await;
+                    Err(e)
+                }
+            }
+        }
+        Err(e) => {
+            rollback(&raw).await;
+            Err(e)
+        }
+    }
+}
+
+async fn rollback(raw: &libsql::Connection) {
+    if !raw.is_autocommit() {
+        // A failed rollback leaves the connection inside the transaction; the pool rolls
+        // it back (or discards it) before its next use.
+        if let Err(e) = raw.execute("ROLLBACK", ()).await {
+            tracing::warn!(error = %e, "rollback failed");
+        }
+    }
+}
+
+/// The cached statement for `sql`.
+async fn statement<'c>(conn: &'c mut Conn, sql: &str) -> Result<&'c Statement> {
+    let Conn {
+        raw, statements, ..
+    } = conn;
+    statements.get(raw, sql).await
+}
+
+async fn execute(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Result<usize> {
+    let stmt = statement(conn, sql).await?;
+    let result = stmt.execute(params).await;
+    stmt.reset();
+    result.map_err(|e| db("writing", e))
+}
+
+async fn single_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Result<i64> {
+    let stmt = statement(conn, sql).await?;
+    let result = async {
+        let mut rows = stmt.query(params).await?;
+        match rows.next().await? {
+            Some(row) => row.get::<i64>(0).map(Some),
+            None => Ok(None),
+        }
+    }
+    .await;
+    stmt.reset();
+    result
+        .map_err(|e| db("reading", e))?
+        .ok_or_else(|| StorageError::corrupt(format!("no row from `{sql}`")))
+}
+
+/// `(id, item)` for each row `(id, encoding, payload)` of `sql`.
+async fn select_rows<E: Table>(
+    conn: &mut Conn,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<(E::Id, Arc<E>)>> {
+    let stmt = statement(conn, sql).await?;
+    let result = async {
+        let mut out = Vec::new();
+        let mut rows = stmt.query(params).await.map_err(|e| db("reading", e))?;
+        // Local rows are views of the statement: decode each before stepping on.
+        while let Some(row) = rows.next().await.map_err(|e| db("reading", e))? {
+            let id_bytes: Vec<u8> = row.get(0).map_err(|e| db("reading an id", e))?;
+            let id_bytes: [u8; 16] = id_bytes.try_into().map_err(|bytes: Vec<u8>| {
+                StorageError::corrupt(format!("a {} row has a {}-byte id", E::KIND, bytes.len()))
+            })?;
+            let id = E::id_from(id_bytes);
+            let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
+            let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
+            let item: E = decode(encoding, &payload, &format!("{} {id}", E::KIND))?;
+            out.push((id, Arc::new(item)));
+        }
+        Ok(out)
+    }
+    .await;
+    stmt.reset();
+    result
+}
+
+async fn select_by_ids<E: Table>(conn: &mut Conn, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
+    let mut found: HashMap<E::Id, Arc<E>> = HashMap::with_capacity(ids.len());
+    for range in table::chunks(ids.len(), ID_ROWS) {
+        let params = ids[range.clone()]
+            .iter()
+            .map(|id| Value::Blob(E::id_bytes(*id).to_vec()))
+            .collect();
+        let sql = table::select_by_ids_sql::<E>(range.len());
+        found.extend(select_rows::<E>(conn, &sql, params).await?);
+    }
+    Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
+/// Upserts every item and rewrites episodes' side rows, in statement-sized chunks.
+async fn upsert_all<'c, E: Table>(
+    conn: &'c mut Conn,
+    items: &[(&E, i64, Vec<u8>)],
+) -> Result<((), &'c mut Conn)> {
+    for range in table::chunks(items.len(), UPSERT_ROWS) {
+        let chunk = &items[range];
+        let mut params = Vec::with_capacity(chunk.len() * E::COLUMNS.len());
+        for (item, encoding, payload) in chunk {
+            params.push(Value::Blob(E::id_bytes(item.id()).to_vec()));
+            params.extend(item.index_values());
+            params.push(Value::Integer(*encoding));
+            params.push(Value::Blob(payload.clone()));
+        }
+        execute(conn, &table::upsert_sql::<E>(chunk.len()), params).await?;
+    }
+    if E::TABLE == <Episode as Table>::TABLE {
+        rewrite_side_rows(conn, items).await?;
+    }
+    Ok(((), conn))
+}
+
+async fn rewrite_side_rows<E: Table>(conn: &mut Conn, items: &[(&E, i64, Vec<u8>)]) -> Result<()> {
+    for side in ["episode_tags", "episode_metadata"] {
+        for range in table::chunks(items.len(), ID_ROWS) {
+            let params = items[range.clone()]
+                .iter()
+                .map(|(item, _, _)| Value::Blob(E::id_bytes(item.id()).to_vec()))
+                .collect();
+            execute(conn, &table::delete_side_sql(side, range.len()), params).await?;
+        }
+    }
+    let mut tags = Vec::new();
+    let mut metadata = Vec::new();
+    for (item, _, _) in items {
+        let id = E::id_bytes(item.id()).to_vec();
+        let rows = item.side_rows();
+        tags.extend(rows.tags.into_iter().map(|t| (t, id.clone())));
+        metadata.extend(rows.metadata.into_iter().map(|(k, v)| (k, v, id.clone())));
+    }
+    for range in table::chunks(tags.len(), SIDE_ROWS) {
+        let params = tags[range.clone()]
+            .iter()
+            .flat_map(|(tag, id)| [Value::Text((*tag).to_string()), Value::Blob(id.clone())])
+            .collect();
+        execute(conn, &table::insert_tags_sql(range.len()), params).await?;
+    }
+    for range in table::chunks(metadata.len(), SIDE_ROWS) {
+        let params = metadata[range.clone()]
+            .iter()
+            .flat_map(|(k, v, id)| {
+                [
+                    Value::Text((*k).to_string()),
+                    Value::Text((*v).to_string()),
+                    Value::Blob(id.clone()),
+                ]
+            })
+            .collect();
+        execute(conn, &table::insert_metadata_sql(range.len()), params).await?;
+    }
+    Ok(())
+}
+
+/// Deletes every id, or none if any is missing (`NotFound` names the first missing one).
+async fn delete_all<'c, E: Table>(conn: &'c mut Conn, ids: &[E::Id]) -> Result<((), &'c mut Conn)> {
+    let mut present = std::collections::HashSet::with_capacity(ids.len());
+    for range in table::chunks(ids.len(), ID_ROWS) {
+        let params: Vec<Value> = ids[range.clone()]
+            .iter()
+            .map(|id| Value::Blob(E::id_bytes(*id).to_vec()))
+            .collect();
+        let stmt = statement(conn, &table::existing_ids_sql::<E>(range.len())).await?;
+        let found = async {
+            let mut rows = stmt.query(params).await?;
+            let mut found = Vec::new();
+            while let Some(row) = rows.next().await? {
+                found.push(row.get::<Vec<u8>>(0)?);
+            }
+            Ok::<_, libsql::Error>(found)
+        }
+        .await;
+        stmt.reset();
+        present.extend(found.map_err(|e| db("reading ids", e))?);
+    }
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| !present.contains(E::id_bytes(**id).as_slice()))
+    {
+        return Err(StorageError::not_found(E::KIND, missing));
+    }
+    for range in table::chunks(ids.len(), ID_ROWS) {
+        let params = ids[range.clone()]
+            .iter()
+            .map(|id| Value::Blob(E::id_bytes(*id).to_vec()))
+            .collect();
+        execute(conn, &table::delete_sql::<E>(range.len()), params).await?;
+    }
+    Ok(((), conn))
+}
+
+#[async_trait]
+impl StorageBackend for TursoStorage {
+    fn backend_name(&self) -> &'static str {
+        match self.inner.config.location {
+            Location::LocalFile(_) => "libsql-local",
+            Location::InMemory => "libsql-memory",
+            Location::Remote { .. } => "libsql-remote",
+            Location::Replica { .. } => "libsql-replica",
+        }
+    }
+
+    async fn store_episode(&self, episode: &Episode) -> Result<()> {
+        episode.validate()?;
+        self.store_items(std::slice::from_ref(episode)).await
+    }
+    async fn get_episode(&self, id: EpisodeId) -> Result<Option<Arc<Episode>>> {
+        Ok(self.get_items::<Episode>(&[id]).await?.pop().flatten())
+    }
+    async fn delete_episode(&self, id: EpisodeId) -> Result<()> {
+        self.delete_items::<Episode>(&[id]).await
+    }
+    async fn store_episodes(&self, episodes: &[Episode]) -> Result<()> {
+        validate_batch(episodes)?;
+        self.store_items(episodes).await
+    }
+    async fn get_episodes(&self, ids: &[EpisodeId]) -> Result<Vec<Option<Arc<Episode>>>> {
+        validate_ids(ids, false)?;
+        self.get_items(ids).await
+    }
+    async fn delete_episodes(&self, ids: &[EpisodeId]) -> Result<()> {
+        self.delete_items::<Episode>(ids).await
+    }
+    async fn query_episodes(&self, query: &EpisodeQuery) -> Result<EpisodePage> {
+        query.validate()?;
+        let items = self
+            .select_items::<Episode>(&query::episodes(query))
+            .await?;
+        Ok(EpisodePage::from_overfetch(items, query.limit))
+    }
+    async fn count_episodes(&self) -> Result<u64> {
+        self.count_items::<Episode>().await
+    }
+
+    async fn store_pattern(&self, pattern: &Pattern) -> Result<()> {
+        pattern.validate()?;
+        self.store_items(std::slice::from_ref(pattern)).await
+    }
+    async fn get_pattern(&self, id: PatternId) -> Result<Option<Arc<Pattern>>> {
+        Ok(self.get_items::<Pattern>(&[id]).await?.pop().flatten())
+    }
+    async fn delete_pattern(&self, id: PatternId) -> Result<()> {
+        self.delete_items::<Pattern>(&[id]).await
+    }
+    async fn store_patterns(&self, patterns: &[Pattern]) -> Result<()> {
+        validate_batch(patterns)?;
+        self.store_items(patterns).await
+    }
+    async fn get_patterns(&self, ids: &[PatternId]) -> Result<Vec<Option<Arc<Pattern>>>> {
+        validate_ids(ids, false)?;
+        self.get_items(ids).await
+    }
+    async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()> {
+        self.delete_items::<Pattern>(ids).await
+    }
+    async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {
+        query.validate()?;
+        self.select_items::<Pattern>(&query::patterns(query)).await
+    }
+    async fn count_patterns(&self) -> Result<u64> {
+        self.count_items::<Pattern>().await
+    }
+
+    async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {
+        heuristic.validate()?;
+        self.store_items(std::slice::from_ref(heuristic)).await
+    }
+    async fn get_heuristic(&self, id: HeuristicId) -> Result<Option<Arc<Heuristic>>> {
+        Ok(self.get_items::<Heuristic>(&[id]).await?.pop().flatten())
+    }
+    async fn delete_heuristic(&self, id: HeuristicId) -> Result<()> {
+        self.delete_items::<Heuristic>(&[id]).await
+    }
+    async fn store_heuristics(&self, heuristics: &[Heuristic]) -> Result<()> {
+        validate_batch(heuristics)?;
+        self.store_items(heuristics).await
+    }
+    async fn get_heuristics(&self, ids: &[HeuristicId]) -> Result<Vec<Option<Arc<Heuristic>>>> {
+        validate_ids(ids, false)?;
+        self.get_items(ids).await
+    }
+    async fn delete_heuristics(&self, ids: &[HeuristicId]) -> Result<()> {
+        self.delete_items::<Heuristic>(ids).await
+    }
+    async fn count_heuristics(&self) -> Result<u64> {
+        self.count_items::<Heuristic>().await
+    }
+}

