@@ -22,7 +22,7 @@
 
 mod config;
 mod error;
-mod payload;
+pub(crate) mod payload;
 mod pool;
 mod query;
 mod schema;
@@ -35,3 +35,11 @@ pub use pool::{PoolStats, PoolStatsSnapshot};
 pub use schema::SCHEMA_VERSION;
 pub use statements::{StatementCacheStats, StatementStatsSnapshot};
 pub use store::TursoStorage;
+
+/// Test support, not part of the supported API: building old-schema databases and reading
+/// stored payloads, for the upgrade and golden tests.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::payload::{PLAIN, ZSTD, decode as decode_payload};
+    pub use crate::schema::migrate_to;
+}

