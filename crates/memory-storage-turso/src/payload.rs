@@ -34,8 +34,13 @@ impl PayloadCodec {
     }
 }
 
-/// The item stored as `bytes` with `encoding`; `Corrupt` naming `what` if it cannot be read.
-pub fn decode<E: Entity>(encoding: i64, bytes: &[u8], what: &str) -> Result<E, StorageError> {
+/// The item stored as `bytes` with `encoding`; `Corrupt` naming `what` if it cannot be read
+/// (`what` is only formatted on failure: reads decode every row).
+pub fn decode<E: Entity>(
+    encoding: i64,
+    bytes: &[u8],
+    what: std::fmt::Arguments<'_>,
+) -> Result<E, StorageError> {
     let corrupt = |detail: String| StorageError::corrupt(format!("{what}: {detail}"));
     match encoding {
         PLAIN => codec::decode(bytes).map_err(|e| corrupt(e.to_string())),
@@ -68,7 +73,7 @@ mod tests {
         let (encoding, bytes) = plain.encode(&episode).unwrap();
         assert_eq!(encoding, PLAIN);
         assert_eq!(
-            decode::<memory_core::Episode>(encoding, &bytes, "e").unwrap(),
+            decode::<memory_core::Episode>(encoding, &bytes, format_args!("e")).unwrap(),
             episode
         );
         let (encoding, compressed) = small.encode(&episode).unwrap();
@@ -76,7 +81,7 @@ mod tests {
             assert!(compressed.len() < bytes.len());
         }
         assert_eq!(
-            decode::<memory_core::Episode>(encoding, &compressed, "e").unwrap(),
+            decode::<memory_core::Episode>(encoding, &compressed, format_args!("e")).unwrap(),
             episode
         );
     }
@@ -84,7 +89,8 @@ mod tests {
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
         for (encoding, bytes) in [(PLAIN, &b"\x01garbage"[..]), (ZSTD, b"not zstd"), (7, b"")] {
-            let err = decode::<memory_core::Episode>(encoding, bytes, "episode x").unwrap_err();
+            let err = decode::<memory_core::Episode>(encoding, bytes, format_args!("episode x"))
+                .unwrap_err();
             assert_eq!(err.kind(), memory_core::ErrorKind::Corrupt);
             assert!(err.to_string().contains("episode x"), "{err}");
         }

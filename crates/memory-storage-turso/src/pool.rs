@@ -261,3 +261,101 @@ impl Drop for PooledConn {
         self.pool.idle.lock().push(conn);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pragma(conn: &Connection, name: &str) -> String {
+        let mut rows = conn.query(&format!("PRAGMA {name}"), ()).await.unwrap();
+        let row = rows.next().await.unwrap().unwrap();
+        row.get_value(0).map(|v| format!("{v:?}")).unwrap()
+    }
+
+    async fn local_pool(dir: &tempfile::TempDir, config: PoolConfig) -> Arc<Pool> {
+        let path = dir.path().join("pool.db");
+        let db = libsql::Builder::new_local(&path).build().await.unwrap();
+        Pool::new(
+            db,
+            &Location::LocalFile(path),
+            config,
+            Duration::from_millis(1_234),
+            NonZeroUsize::new(8).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_connection_gets_the_busy_timeout_and_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = local_pool(&dir, PoolConfig::default()).await;
+        // Three connections open at once: each is a separate SQLite connection.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(pool.get().await.unwrap());
+        }
+        for pooled in &mut held {
+            let raw = &pooled.conn().unwrap().raw;
+            assert_eq!(pragma(raw, "busy_timeout").await, "Integer(1234)");
+            assert_eq!(pragma(raw, "foreign_keys").await, "Integer(1)");
+            assert_eq!(pragma(raw, "synchronous").await, "Integer(1)", "NORMAL");
+        }
+        assert_eq!(pool.stats().created, 3);
+        assert_eq!(pool.stats().in_use, 3);
+        drop(held);
+        assert_eq!(pool.stats().idle, 3);
+        assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_checked_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = local_pool(
+            &dir,
+            PoolConfig {
+                health_check_after: Duration::ZERO,
+                ..PoolConfig::default()
+            },
+        )
+        .await;
+        for _ in 0..5 {
+            let mut pooled = pool.get().await.unwrap();
+            pooled.conn().unwrap();
+        }
+        let stats = pool.stats();
+        assert_eq!((stats.created, stats.discarded), (1, 0), "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_open_is_rolled_back_before_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = local_pool(&dir, PoolConfig::default()).await;
+        {
+            let mut pooled = pool.get().await.unwrap();
+            let raw = &pooled.conn().unwrap().raw;
+            raw.execute("CREATE TABLE t (x INTEGER)", ()).await.unwrap();
+            raw.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+            raw.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
+            // Dropped mid-transaction, as a cancelled future would leave it.
+        }
+        let mut pooled = pool.get().await.unwrap();
+        let raw = &pooled.conn().unwrap().raw;
+        assert!(raw.is_autocommit());
+        let mut rows = raw.query("SELECT COUNT(*) FROM t", ()).await.unwrap();
+        let count: i64 = rows.next().await.unwrap().unwrap().get(0).unwrap();
+        assert_eq!(count, 0, "the abandoned insert was rolled back");
+        assert_eq!(pool.stats().created, 1);
+    }
+
+    #[tokio::test]
+    async fn broken_connections_are_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = local_pool(&dir, PoolConfig::default()).await;
+        let mut pooled = pool.get().await.unwrap();
+        pooled.discard();
+        drop(pooled);
+        let stats = pool.stats();
+        assert_eq!((stats.idle, stats.discarded), (0, 1), "{stats:?}");
+        drop(pool.get().await.unwrap());
+        assert_eq!(pool.stats().created, 2, "a fresh connection replaced it");
+    }
+}

@@ -1,7 +1,6 @@
 //! [`TursoStorage`]: the `StorageBackend` over libSQL.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -274,7 +273,7 @@ impl TursoStorage {
                     .map(|(enc, bytes)| (item, enc, bytes))
             })
             .collect::<Result<Vec<_>>>()?;
-        with_conn!(self, conn => write(conn, |conn| upsert_all(conn, &encoded)))?;
+        with_conn!(self, conn => write(conn, async |conn| upsert_all(conn, &encoded).await))?;
         self.after_write().await
     }
 
@@ -284,7 +283,7 @@ impl TursoStorage {
 
     async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
         validate_ids(ids, true)?;
-        with_conn!(self, conn => write(conn, |conn| delete_all::<E>(conn, ids)))?;
+        with_conn!(self, conn => write(conn, async |conn| delete_all::<E>(conn, ids).await))?;
         self.after_write().await
     }
 
@@ -326,45 +325,34 @@ fn describe(location: &Location) -> String {
 
 /// Runs `work` inside one immediate transaction on `conn`, bumping the store generation;
 /// any failure rolls everything back.
-async fn write<'c, T, F, Fut>(conn: &'c mut Conn, work: F) -> Result<T>
-where
-    F: FnOnce(&'c mut Conn) -> Fut,
-    Fut: Future<Output = Result<(T, &'c mut Conn)>>,
-{
+async fn write<T>(conn: &mut Conn, work: impl AsyncFnOnce(&mut Conn) -> Result<T>) -> Result<T> {
     conn.raw
         .execute("BEGIN IMMEDIATE", ())
         .await
         .map_err(|e| db("beginning a write transaction", e))?;
-    let raw = conn.raw.clone();
-    match work(conn).await {
-        Ok((value, conn)) => {
-            let bumped = execute(
-                conn,
-                "UPDATE store_generation SET generation = generation + 1 WHERE id = 1",
-                Vec::new(),
-            )
-            .await;
-            let committed = match bumped {
-                Ok(_) => raw
-                    .execute("COMMIT", ())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| db("committing", e)),
-                Err(e) => Err(e),
-            };
-            match committed {
-                Ok(()) => Ok(value),
-                Err(e) => {
-                    rollback(&raw).await;
-                    Err(e)
-                }
-            }
-        }
-        Err(e) => {
-            rollback(&raw).await;
-            Err(e)
-        }
+    let result = match work(conn).await {
+        Ok(value) => execute(
+            conn,
+            "UPDATE store_generation SET generation = generation + 1 WHERE id = 1",
+            Vec::new(),
+        )
+        .await
+        .map(|_| value),
+        Err(e) => Err(e),
+    };
+    let committed = match result {
+        Ok(value) => conn
+            .raw
+            .execute("COMMIT", ())
+            .await
+            .map(|_| value)
+            .map_err(|e| db("committing", e)),
+        Err(e) => Err(e),
+    };
+    if committed.is_err() {
+        rollback(&conn.raw).await;
     }
+    committed
 }
 
 async fn rollback(raw: &libsql::Connection) {
@@ -427,7 +415,7 @@ async fn select_rows<E: Table>(
             let id = E::id_from(id_bytes);
             let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
             let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
-            let item: E = decode(encoding, &payload, &format!("{} {id}", E::KIND))?;
+            let item: E = decode(encoding, &payload, format_args!("{} {id}", E::KIND))?;
             out.push((id, Arc::new(item)));
         }
         Ok(out)
@@ -451,10 +439,7 @@ async fn select_by_ids<E: Table>(conn: &mut Conn, ids: &[E::Id]) -> Result<Vec<O
 }
 
 /// Upserts every item and rewrites episodes' side rows, in statement-sized chunks.
-async fn upsert_all<'c, E: Table>(
-    conn: &'c mut Conn,
-    items: &[(&E, i64, Vec<u8>)],
-) -> Result<((), &'c mut Conn)> {
+async fn upsert_all<E: Table>(conn: &mut Conn, items: &[(&E, i64, Vec<u8>)]) -> Result<()> {
     for range in table::chunks(items.len(), UPSERT_ROWS) {
         let chunk = &items[range];
         let mut params = Vec::with_capacity(chunk.len() * E::COLUMNS.len());
@@ -466,14 +451,14 @@ async fn upsert_all<'c, E: Table>(
         }
         execute(conn, &table::upsert_sql::<E>(chunk.len()), params).await?;
     }
-    if E::TABLE == <Episode as Table>::TABLE {
+    if !E::SIDE_TABLES.is_empty() {
         rewrite_side_rows(conn, items).await?;
     }
-    Ok(((), conn))
+    Ok(())
 }
 
 async fn rewrite_side_rows<E: Table>(conn: &mut Conn, items: &[(&E, i64, Vec<u8>)]) -> Result<()> {
-    for side in ["episode_tags", "episode_metadata"] {
+    for side in E::SIDE_TABLES {
         for range in table::chunks(items.len(), ID_ROWS) {
             let params = items[range.clone()]
                 .iter()
@@ -514,7 +499,7 @@ async fn rewrite_side_rows<E: Table>(conn: &mut Conn, items: &[(&E, i64, Vec<u8>
 }
 
 /// Deletes every id, or none if any is missing (`NotFound` names the first missing one).
-async fn delete_all<'c, E: Table>(conn: &'c mut Conn, ids: &[E::Id]) -> Result<((), &'c mut Conn)> {
+async fn delete_all<E: Table>(conn: &mut Conn, ids: &[E::Id]) -> Result<()> {
     let mut present = std::collections::HashSet::with_capacity(ids.len());
     for range in table::chunks(ids.len(), ID_ROWS) {
         let params: Vec<Value> = ids[range.clone()]
@@ -547,7 +532,7 @@ async fn delete_all<'c, E: Table>(conn: &'c mut Conn, ids: &[E::Id]) -> Result<(
             .collect();
         execute(conn, &table::delete_sql::<E>(range.len()), params).await?;
     }
-    Ok(((), conn))
+    Ok(())
 }
 
 #[async_trait]

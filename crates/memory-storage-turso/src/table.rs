@@ -11,6 +11,8 @@ pub(crate) trait Table: Entity {
     const TABLE: &'static str;
     /// Every column, the id first and `encoding, payload` last.
     const COLUMNS: &'static [&'static str];
+    /// Side tables holding rows keyed by this item's id (`episode_id`), rewritten on store.
+    const SIDE_TABLES: &'static [&'static str] = &[];
 
     /// The 16 id bytes.
     fn id_bytes(id: Self::Id) -> [u8; 16];
@@ -45,6 +47,7 @@ impl Table for Episode {
         "encoding",
         "payload",
     ];
+    const SIDE_TABLES: &'static [&'static str] = &["episode_tags", "episode_metadata"];
 
     fn id_bytes(id: EpisodeId) -> [u8; 16] {
         *id.as_bytes()

@@ -113,7 +113,7 @@ async fn a_newer_schema_is_refused_not_touched() -> anyhow::Result<()> {
 #[tokio::test]
 async fn the_zstd_golden_payload_still_decodes() -> anyhow::Result<()> {
     let bytes = std::fs::read(fixture("golden_episode_v1.zst"))?;
-    let episode: memory_core::Episode = decode_payload(ZSTD, &bytes, "golden")?;
+    let episode: memory_core::Episode = decode_payload(ZSTD, &bytes, format_args!("golden"))?;
     assert_eq!(episode, samples::golden_episode());
     Ok(())
 }
@@ -233,7 +233,7 @@ async fn the_token_never_shows() -> anyhow::Result<()> {
 #[tokio::test]
 async fn plain_payloads_below_the_threshold() -> anyhow::Result<()> {
     let bytes = codec::encode(&samples::heuristic(1))?;
-    let back: memory_core::Heuristic = decode_payload(PLAIN, &bytes, "h")?;
+    let back: memory_core::Heuristic = decode_payload(PLAIN, &bytes, format_args!("h"))?;
     assert_eq!(back, samples::heuristic(1));
     Ok(())
 }
