@@ -237,3 +237,27 @@ async fn plain_payloads_below_the_threshold() -> anyhow::Result<()> {
     assert_eq!(back, samples::heuristic(1));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_periodic_sync_sees_other_writers() -> anyhow::Result<()> {
+    let server = support::Sqld::start_primary().await?;
+    let dir = tempfile::tempdir()?;
+    let replica = TursoStorage::open(
+        TursoConfig::replica(dir.path().join("replica.db"), server.url(), None)
+            .sync_interval(Duration::from_millis(100)),
+    )
+    .await?;
+    let other = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    let episode = samples::episode(7);
+    other.store_episode(&episode).await?;
+    let started = std::time::Instant::now();
+    // No write and no explicit sync on the replica: only the periodic sync can bring it.
+    while replica.get_episode(episode.id).await?.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the replica never saw the other writer's episode"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
