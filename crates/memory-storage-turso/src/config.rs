@@ -150,10 +150,15 @@ pub struct TursoConfig {
     pub location: Location,
     /// The connection pool.
     pub pool: PoolConfig,
-    /// Prepared statements kept per connection (least recently used leave first).
+    /// Prepared statements kept per connection (least recently used leave first); 0 turns
+    /// the cache off (every use prepares its statement: only useful to measure the cache).
     pub statement_cache_capacity: usize,
     /// How long a local connection waits on a locked database before failing `Locked`.
     pub busy_timeout: Duration,
+    /// SQLite's page cache per local connection, in KiB (SQLite's own default is 2,000).
+    /// Reads of pages outside it go to the operating system, and with a working set larger
+    /// than the cache they make up much of a read's time.
+    pub page_cache_kib: u32,
     /// Payloads of at least this many bytes are stored zstd-compressed.
     pub compression_threshold: usize,
     /// zstd level for compressed payloads.
@@ -176,6 +181,7 @@ impl TursoConfig {
             pool,
             statement_cache_capacity: 64,
             busy_timeout: Duration::from_secs(5),
+            page_cache_kib: 16 * 1024,
             compression_threshold: 4 * 1024,
             compression_level: 3,
             retry: RetryPolicy::default(),
@@ -278,6 +284,12 @@ impl TursoConfig {
         self
     }
 
+    /// Sets the page cache of every local connection, in KiB.
+    pub fn page_cache_kib(mut self, kib: u32) -> Self {
+        self.page_cache_kib = kib;
+        self
+    }
+
     /// Sets the busy timeout of every local connection.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
@@ -331,10 +343,18 @@ impl TursoConfig {
         if self.pool.checkout_timeout.is_zero() {
             return Err(invalid("pool.checkout_timeout", "must be positive".into()));
         }
-        if self.statement_cache_capacity == 0 || self.statement_cache_capacity > 100_000 {
+        if !(64..=4 * 1024 * 1024).contains(&self.page_cache_kib) {
+            return Err(range(
+                "page_cache_kib",
+                64.0,
+                4.0 * 1024.0 * 1024.0,
+                f64::from(self.page_cache_kib),
+            ));
+        }
+        if self.statement_cache_capacity > 100_000 {
             return Err(range(
                 "statement_cache_capacity",
-                1.0,
+                0.0,
                 100_000.0,
                 self.statement_cache_capacity as f64,
             ));
@@ -460,7 +480,13 @@ mod tests {
         assert!(TursoConfig::local("").validate().is_err());
         assert!(
             TursoConfig::local("x.db")
-                .statement_cache_capacity(0)
+                .page_cache_kib(0)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            TursoConfig::local("x.db")
+                .statement_cache_capacity(100_001)
                 .validate()
                 .is_err()
         );

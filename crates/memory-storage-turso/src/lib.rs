@@ -37,9 +37,22 @@ pub use statements::{StatementCacheStats, StatementStatsSnapshot};
 pub use store::TursoStorage;
 
 /// Test support, not part of the supported API: building old-schema databases and reading
-/// stored payloads, for the upgrade and golden tests.
+/// and writing stored payloads, for the upgrade and golden tests and the raw-libsql
+/// benchmark baselines.
 #[doc(hidden)]
 pub mod testing {
     pub use crate::payload::{PLAIN, ZSTD, decode as decode_payload};
     pub use crate::schema::migrate_to;
+
+    /// `(encoding, bytes)` of `item` as a store with `config` writes it.
+    pub fn encode_payload<E: memory_core::Entity>(
+        item: &E,
+        config: &crate::TursoConfig,
+    ) -> Result<(i64, Vec<u8>), memory_core::StorageError> {
+        crate::payload::PayloadCodec {
+            threshold: config.compression_threshold,
+            level: config.compression_level,
+        }
+        .encode(item)
+    }
 }

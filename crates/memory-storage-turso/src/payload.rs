@@ -45,8 +45,20 @@ pub fn decode<E: Entity>(
     match encoding {
         PLAIN => codec::decode(bytes).map_err(|e| corrupt(e.to_string())),
         ZSTD => {
-            // Bounded: no stored payload decompresses past the core's payload limit.
-            let plain = zstd::bulk::decompress(bytes, memory_core::limits::MAX_PAYLOAD_BYTES * 2)
+            // Sized from the frame header (every frame we write records it), so a read does
+            // not reserve the whole limit; bounded, so no stored frame can claim more.
+            let limit = memory_core::limits::MAX_PAYLOAD_BYTES * 2;
+            let capacity = match zstd::zstd_safe::get_frame_content_size(bytes) {
+                Ok(Some(size)) if size <= limit as u64 => size as usize,
+                Ok(Some(size)) => {
+                    return Err(corrupt(format!(
+                        "compressed payload claims {size} bytes, over the {limit}-byte limit"
+                    )));
+                }
+                Ok(None) => limit,
+                Err(_) => return Err(corrupt("not a zstd frame".into())),
+            };
+            let plain = zstd::bulk::decompress(bytes, capacity)
                 .map_err(|e| corrupt(format!("undecompressable payload: {e}")))?;
             codec::decode(&plain).map_err(|e| corrupt(e.to_string()))
         }
@@ -84,6 +96,16 @@ mod tests {
             decode::<memory_core::Episode>(encoding, &compressed, format_args!("e")).unwrap(),
             episode
         );
+    }
+
+    #[test]
+    fn a_frame_claiming_more_than_the_limit_is_corrupt() {
+        let huge = vec![0u8; memory_core::limits::MAX_PAYLOAD_BYTES * 2 + 1];
+        let frame = zstd::bulk::compress(&huge, 1).unwrap();
+        let err =
+            decode::<memory_core::Episode>(ZSTD, &frame, format_args!("episode y")).unwrap_err();
+        assert_eq!(err.kind(), memory_core::ErrorKind::Corrupt);
+        assert!(err.to_string().contains("over the"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use memory_core::{ErrorKind, StorageError};
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{Location, PoolConfig};
+use crate::config::{Location, PoolConfig, TursoConfig};
 use crate::error::db;
 use crate::statements::{StatementCache, StatementCounters};
 
@@ -67,11 +67,13 @@ pub(crate) struct Pool {
     /// The in-memory database lives in its one connection: that connection is never
     /// discarded (a new one would be a new, empty database).
     pinned: bool,
-    /// Whether statements may be reused (not for embedded replicas; see `statements`).
-    reuse_statements: bool,
     config: PoolConfig,
     busy_timeout: Duration,
-    statement_capacity: NonZeroUsize,
+    /// `PRAGMA cache_size` of every local connection (negative: KiB).
+    cache_size: i64,
+    /// Statements kept per connection; `None` prepares each use (configured so, or an
+    /// embedded replica, whose statements cannot be reused: see `statements`).
+    statement_capacity: Option<NonZeroUsize>,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Conn>>,
     counters: Counters,
@@ -79,22 +81,19 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(
-        db: Database,
-        location: &Location,
-        config: PoolConfig,
-        busy_timeout: Duration,
-        statement_capacity: NonZeroUsize,
-    ) -> Arc<Self> {
+    /// A pool of connections to `db`, set up as `config` says.
+    pub(crate) fn new(db: Database, config: &TursoConfig) -> Arc<Self> {
+        let location = &config.location;
         Arc::new(Pool {
             db,
             local: matches!(location, Location::LocalFile(_) | Location::InMemory),
             pinned: matches!(location, Location::InMemory),
-            reuse_statements: !matches!(location, Location::Replica { .. }),
-            permits: Arc::new(Semaphore::new(config.max_connections)),
-            config,
-            busy_timeout,
-            statement_capacity,
+            permits: Arc::new(Semaphore::new(config.pool.max_connections)),
+            config: config.pool.clone(),
+            busy_timeout: config.busy_timeout,
+            cache_size: -(config.page_cache_kib as i64),
+            statement_capacity: NonZeroUsize::new(config.statement_cache_capacity)
+                .filter(|_| !matches!(location, Location::Replica { .. })),
             idle: Mutex::new(Vec::new()),
             counters: Counters::default(),
             statement_counters: Arc::new(StatementCounters::default()),
@@ -178,6 +177,10 @@ impl Pool {
                     .await
                     .map_err(|e| db("configuring a connection", e))?;
             }
+            // PRAGMA takes no parameters; the value is an integer of ours, not caller text.
+            raw.execute(&format!("PRAGMA cache_size = {}", self.cache_size), ())
+                .await
+                .map_err(|e| db("sizing the page cache", e))?;
         }
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         Ok(Conn {
@@ -185,7 +188,6 @@ impl Pool {
             statements: StatementCache::new(
                 self.statement_capacity,
                 Arc::clone(&self.statement_counters),
-                self.reuse_statements,
             ),
             idle_since: Instant::now(),
         })
@@ -275,13 +277,11 @@ mod tests {
     async fn local_pool(dir: &tempfile::TempDir, config: PoolConfig) -> Arc<Pool> {
         let path = dir.path().join("pool.db");
         let db = libsql::Builder::new_local(&path).build().await.unwrap();
-        Pool::new(
-            db,
-            &Location::LocalFile(path),
-            config,
-            Duration::from_millis(1_234),
-            NonZeroUsize::new(8).unwrap(),
-        )
+        let mut store_config = TursoConfig::local(path)
+            .busy_timeout(Duration::from_millis(1_234))
+            .page_cache_kib(4_321);
+        store_config.pool = config;
+        Pool::new(db, &store_config)
     }
 
     #[tokio::test]
@@ -298,6 +298,7 @@ mod tests {
             assert_eq!(pragma(raw, "busy_timeout").await, "Integer(1234)");
             assert_eq!(pragma(raw, "foreign_keys").await, "Integer(1)");
             assert_eq!(pragma(raw, "synchronous").await, "Integer(1)", "NORMAL");
+            assert_eq!(pragma(raw, "cache_size").await, "Integer(-4321)", "KiB");
         }
         assert_eq!(pool.stats().created, 3);
         assert_eq!(pool.stats().in_use, 3);

@@ -74,23 +74,20 @@ impl StatementCounters {
 pub(crate) struct StatementCache {
     statements: LruCache<Arc<str>, Statement>,
     counters: Arc<StatementCounters>,
-    /// False for embedded replicas: libsql's replica statements ignore `reset()`, so a
-    /// reused one would keep its first parameters and its read snapshot. They are
-    /// prepared for each use instead (and counted as misses).
+    /// False when configured without a cache, and for embedded replicas: libsql's replica
+    /// statements ignore `reset()`, so a reused one would keep its first parameters and its
+    /// read snapshot. Statements are then prepared for each use (and counted as misses).
     reusable: bool,
     scratch: Option<Statement>,
 }
 
 impl StatementCache {
-    pub(crate) fn new(
-        capacity: NonZeroUsize,
-        counters: Arc<StatementCounters>,
-        reusable: bool,
-    ) -> Self {
+    /// A cache of `capacity` statements; `None` prepares every use.
+    pub(crate) fn new(capacity: Option<NonZeroUsize>, counters: Arc<StatementCounters>) -> Self {
         StatementCache {
-            statements: LruCache::new(capacity),
+            statements: LruCache::new(capacity.unwrap_or(NonZeroUsize::MIN)),
             counters,
-            reusable,
+            reusable: capacity.is_some(),
             scratch: None,
         }
     }

@@ -1,7 +1,6 @@
 //! [`TursoStorage`]: the `StorageBackend` over libSQL.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -148,15 +147,7 @@ impl TursoStorage {
             }
         }
         .map_err(|e| db(&format!("opening {}", describe(&config.location)), e))?;
-        let capacity = NonZeroUsize::new(config.statement_cache_capacity)
-            .ok_or_else(|| StorageError::internal("statement cache capacity is zero"))?;
-        let pool = Pool::new(
-            database,
-            &config.location,
-            config.pool.clone(),
-            config.busy_timeout,
-            capacity,
-        );
+        let pool = Pool::new(database, &config);
         let store = TursoStorage {
             inner: Arc::new(Inner {
                 payload: PayloadCodec {
@@ -279,6 +270,10 @@ impl TursoStorage {
 
     async fn get_items<E: Table>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
         with_conn!(self, conn => select_by_ids::<E>(conn, ids))
+    }
+
+    async fn get_item<E: Table>(&self, id: E::Id) -> Result<Option<Arc<E>>> {
+        with_conn!(self, conn => select_one::<E>(conn, id))
     }
 
     async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
@@ -425,6 +420,27 @@ async fn select_rows<E: Table>(
     result
 }
 
+/// The item with `id`, if stored.
+async fn select_one<E: Table>(conn: &mut Conn, id: E::Id) -> Result<Option<Arc<E>>> {
+    let stmt = statement(conn, E::SELECT_ONE).await?;
+    let result = async {
+        let mut rows = stmt
+            .query([Value::Blob(E::id_bytes(id).to_vec())])
+            .await
+            .map_err(|e| db("reading", e))?;
+        let Some(row) = rows.next().await.map_err(|e| db("reading", e))? else {
+            return Ok(None);
+        };
+        let encoding: i64 = row.get(0).map_err(|e| db("reading an encoding", e))?;
+        let payload: Vec<u8> = row.get(1).map_err(|e| db("reading a payload", e))?;
+        let item: E = decode(encoding, &payload, format_args!("{} {id}", E::KIND))?;
+        Ok(Some(Arc::new(item)))
+    }
+    .await;
+    stmt.reset();
+    result
+}
+
 async fn select_by_ids<E: Table>(conn: &mut Conn, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
     let mut found: HashMap<E::Id, Arc<E>> = HashMap::with_capacity(ids.len());
     for range in table::chunks(ids.len(), ID_ROWS) {
@@ -551,7 +567,7 @@ impl StorageBackend for TursoStorage {
         self.store_items(std::slice::from_ref(episode)).await
     }
     async fn get_episode(&self, id: EpisodeId) -> Result<Option<Arc<Episode>>> {
-        Ok(self.get_items::<Episode>(&[id]).await?.pop().flatten())
+        self.get_item::<Episode>(id).await
     }
     async fn delete_episode(&self, id: EpisodeId) -> Result<()> {
         self.delete_items::<Episode>(&[id]).await
@@ -583,7 +599,7 @@ impl StorageBackend for TursoStorage {
         self.store_items(std::slice::from_ref(pattern)).await
     }
     async fn get_pattern(&self, id: PatternId) -> Result<Option<Arc<Pattern>>> {
-        Ok(self.get_items::<Pattern>(&[id]).await?.pop().flatten())
+        self.get_item::<Pattern>(id).await
     }
     async fn delete_pattern(&self, id: PatternId) -> Result<()> {
         self.delete_items::<Pattern>(&[id]).await
@@ -612,7 +628,7 @@ impl StorageBackend for TursoStorage {
         self.store_items(std::slice::from_ref(heuristic)).await
     }
     async fn get_heuristic(&self, id: HeuristicId) -> Result<Option<Arc<Heuristic>>> {
-        Ok(self.get_items::<Heuristic>(&[id]).await?.pop().flatten())
+        self.get_item::<Heuristic>(id).await
     }
     async fn delete_heuristic(&self, id: HeuristicId) -> Result<()> {
         self.delete_items::<Heuristic>(&[id]).await

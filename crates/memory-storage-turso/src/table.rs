@@ -13,6 +13,9 @@ pub(crate) trait Table: Entity {
     const COLUMNS: &'static [&'static str];
     /// Side tables holding rows keyed by this item's id (`episode_id`), rewritten on store.
     const SIDE_TABLES: &'static [&'static str] = &[];
+    /// `encoding, payload` of one item by id: the single get, the commonest read, written
+    /// out so that it builds no SQL text per call (checked against the table in a test).
+    const SELECT_ONE: &'static str;
 
     /// The 16 id bytes.
     fn id_bytes(id: Self::Id) -> [u8; 16];
@@ -38,6 +41,7 @@ pub(crate) struct SideRows<'a> {
 
 impl Table for Episode {
     const TABLE: &'static str = "episodes";
+    const SELECT_ONE: &'static str = "SELECT encoding, payload FROM episodes WHERE id = ?";
     const COLUMNS: &'static [&'static str] = &[
         "id",
         "start_time",
@@ -81,6 +85,7 @@ impl Table for Episode {
 
 impl Table for Pattern {
     const TABLE: &'static str = "patterns";
+    const SELECT_ONE: &'static str = "SELECT encoding, payload FROM patterns WHERE id = ?";
     const COLUMNS: &'static [&'static str] = &[
         "id",
         "kind",
@@ -109,6 +114,7 @@ impl Table for Pattern {
 
 impl Table for Heuristic {
     const TABLE: &'static str = "heuristics";
+    const SELECT_ONE: &'static str = "SELECT encoding, payload FROM heuristics WHERE id = ?";
     const COLUMNS: &'static [&'static str] = &["id", "encoding", "payload"];
 
     fn id_bytes(id: HeuristicId) -> [u8; 16] {
@@ -244,6 +250,19 @@ mod tests {
             }
         }
         assert_eq!(chunks(100, 64).len(), 3, "64 + 32 + 4");
+    }
+
+    #[test]
+    fn single_selects_name_their_own_table() {
+        fn check<E: Table>() {
+            assert_eq!(
+                E::SELECT_ONE,
+                format!("SELECT encoding, payload FROM {} WHERE id = ?", E::TABLE)
+            );
+        }
+        check::<Episode>();
+        check::<Pattern>();
+        check::<Heuristic>();
     }
 
     #[test]

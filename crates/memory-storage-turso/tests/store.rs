@@ -261,3 +261,111 @@ async fn a_replica_with_periodic_sync_sees_other_writers() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// The standard workload of an agent's memory, from four tasks at once: single and batch
+/// reads, the query shapes an agent uses (recent, by domain, by domain and time window, by
+/// tag, failures), single writes, batch writes of varying size, deletes and pattern
+/// look-ups. After a warm-up, at least 99 % of statement uses find their statement
+/// prepared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statement_cache_hits_99_percent_in_steady_state() -> anyhow::Result<()> {
+    use memory_core::testing::typical::{TYPICAL_DOMAINS, typical_episode};
+    use memory_core::{EpisodeQuery, OutcomeKind, PatternQuery, Timestamp};
+
+    let dir = tempfile::tempdir()?;
+    let store = TursoStorage::open(TursoConfig::local(dir.path().join("w.db"))).await?;
+    let base: Vec<_> = (0..2_000).map(typical_episode).collect();
+    store.store_episodes(&base).await?;
+    store
+        .store_patterns(&(0..50).map(samples::pattern).collect::<Vec<_>>())
+        .await?;
+
+    async fn step(store: &TursoStorage, task: u64, i: u64) -> anyhow::Result<()> {
+        let n = (task * 7_919 + i * 104_729) % 2_000;
+        let domain = TYPICAL_DOMAINS[(i % 4) as usize];
+        match i % 12 {
+            0..=3 => {
+                store.get_episode(typical_episode(n).id).await?;
+            }
+            4 => {
+                let ids: Vec<_> = (n..n + 1 + i % 20).map(|k| typical_episode(k).id).collect();
+                store.get_episodes(&ids).await?;
+            }
+            5 => {
+                store.query_episodes(&EpisodeQuery::new().limit(20)).await?;
+            }
+            6 => {
+                let since =
+                    Timestamp::from_micros(samples::BASE_TIME.as_micros() + n as i64 * 1_000_000);
+                let query = EpisodeQuery::new().domain(domain).since(since).limit(10);
+                store.query_episodes(&query).await?;
+            }
+            7 => {
+                let query = EpisodeQuery::new().tag(format!("t{}", i % 16)).limit(10);
+                store.query_episodes(&query).await?;
+                let failures = EpisodeQuery::new().outcome(OutcomeKind::Failure).limit(10);
+                store.query_episodes(&failures).await?;
+            }
+            8 => {
+                // A run finishes: its episode is written.
+                store
+                    .store_episode(&typical_episode(10_000 + task * 100_000 + i))
+                    .await?;
+            }
+            9 => {
+                // A burst of runs finishes: a batch of 1 to 40 episodes.
+                let first = 20_000 + task * 100_000 + i * 50;
+                let batch: Vec<_> = (first..first + 1 + i % 40).map(typical_episode).collect();
+                store.store_episodes(&batch).await?;
+            }
+            10 => {
+                store.get_pattern(samples::pattern(i % 50).id).await?;
+                let query = PatternQuery::new().domain(domain);
+                store.query_patterns(&query).await?;
+            }
+            _ => {
+                let id = typical_episode(10_000 + task * 100_000 + i - 3).id;
+                if store.get_episode(id).await?.is_some() {
+                    store.delete_episode(id).await?;
+                }
+                store.count_episodes().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(store: &TursoStorage, ops: std::ops::Range<u64>) -> anyhow::Result<()> {
+        let tasks: Vec<_> = (0..4u64)
+            .map(|task| {
+                let store = store.clone();
+                let ops = ops.clone();
+                tokio::spawn(async move {
+                    for i in ops {
+                        step(&store, task, i).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    }
+
+    run(&store, 0..300).await?;
+    let warm = store.statement_stats();
+    run(&store, 300..1_500).await?;
+    let after = store.statement_stats();
+    let hits = after.hits - warm.hits;
+    let misses = after.misses - warm.misses;
+    let ratio = hits as f64 / (hits + misses) as f64;
+    println!(
+        "steady state: {hits} hits, {misses} misses, hit ratio {ratio:.4}, {} evictions, {} connections",
+        after.evictions - warm.evictions,
+        store.pool_stats().created
+    );
+    assert!(hits > 10_000, "{hits}");
+    assert!(ratio >= 0.99, "hit ratio {ratio}");
+    Ok(())
+}

@@ -32,6 +32,7 @@ pub mod reference;
 pub mod samples;
 pub mod strategies;
 pub mod tour;
+pub mod typical;
 
 /// How long one conformance check may run before it fails as hung.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(180);

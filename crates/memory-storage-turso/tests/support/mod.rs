@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 pub struct Sqld {
     child: Child,
     addr: SocketAddr,
+    admin: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -48,11 +49,14 @@ impl Sqld {
             let dir = tempfile::tempdir()?;
             let port = free_port()?;
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
             let child = Command::new(&binary)
                 .arg("--db-path")
                 .arg(dir.path().join("data.sqld"))
                 .arg("--http-listen-addr")
                 .arg(addr.to_string())
+                .arg("--admin-listen-addr")
+                .arg(admin.to_string())
                 .arg("--grpc-listen-addr")
                 .arg(format!("127.0.0.1:{}", free_port()?))
                 .stdin(Stdio::null())
@@ -64,6 +68,7 @@ impl Sqld {
             let mut server = Sqld {
                 child,
                 addr,
+                admin,
                 _dir: dir,
             };
             match server.wait_ready(Duration::from_secs(20)).await {
@@ -102,6 +107,26 @@ impl Sqld {
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many HTTP requests clients have made so far: each is one network round trip
+    /// (read from the server's own Prometheus counter `libsql_server_user_http_response`).
+    pub async fn requests(&self) -> anyhow::Result<u64> {
+        let uri: hyper::Uri = format!("http://{}/metrics", self.admin).parse()?;
+        let response = hyper::Client::new().get(uri).await?;
+        let body = hyper::body::to_bytes(response.into_body()).await?;
+        let text = std::str::from_utf8(&body)?;
+        let mut total = 0.0;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("libsql_server_user_http_response{") {
+                let value = rest
+                    .rsplit(' ')
+                    .next()
+                    .context("a metric line without a value")?;
+                total += value.parse::<f64>()?;
+            }
+        }
+        Ok(total as u64)
     }
 
     /// Kills the server (its data folder stays until drop).

@@ -1,0 +1,250 @@
+//! What the libSQL benchmarks share: a runtime, stores loaded with typical episodes, a real
+//! sqld, and the raw-libsql baselines, written the way a careful user would write them by
+//! hand (one reused prepared statement per shape, one transaction per batch).
+
+#![allow(dead_code)]
+
+#[path = "../../tests/support/mod.rs"]
+pub mod sqld;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use libsql::{Connection, Database, Statement, Value};
+use memory_core::testing::typical::typical_episode;
+use memory_core::{Episode, EpisodeId, StorageBackend};
+use memory_storage_turso::testing::{decode_payload, encode_payload};
+use memory_storage_turso::{TursoConfig, TursoStorage};
+
+/// A single-threaded runtime: the benchmarks measure one caller's latency, and a
+/// current-thread runtime adds no cross-thread wake-ups to it.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Typical episodes `range`, built before any timing starts.
+pub fn typical(range: std::ops::Range<u64>) -> Vec<Episode> {
+    range.map(typical_episode).collect()
+}
+
+/// Stores `episodes` in batches of 1,000.
+pub async fn load(store: &TursoStorage, episodes: &[Episode]) -> anyhow::Result<()> {
+    for chunk in episodes.chunks(1_000) {
+        store.store_episodes(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Index `i` of a fixed pseudo-random walk over `0..n` (every index once per `n` steps):
+/// lookups that defeat any locality a sequential walk would have.
+pub fn scattered(i: u64, n: u64) -> usize {
+    // 7_919 is prime, so stepping by it visits every residue mod n unless n is a multiple.
+    ((i.wrapping_mul(7_919)) % n) as usize
+}
+
+/// The operation number `timed` hands out next: it keeps counting across calls, so that a
+/// walk over the data set continues where the last sample stopped instead of every sample
+/// re-reading the same first items (which then sit in every cache).
+static NEXT_OP: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `op(i)` `iters` times on `rt`, with `i` counting on from the previous call, and
+/// returns the time it took; an error stops the benchmark (it is never timed or skipped).
+pub fn timed<F>(rt: &tokio::runtime::Runtime, iters: u64, mut op: F) -> Duration
+where
+    F: AsyncFnMut(u64) -> anyhow::Result<()>,
+{
+    let first = NEXT_OP.fetch_add(iters, Ordering::Relaxed);
+    rt.block_on(async {
+        let started = Instant::now();
+        for i in first..first + iters {
+            op(i).await.expect("a benchmarked operation failed");
+        }
+        started.elapsed()
+    })
+}
+
+/// Like [`timed`], but each iteration first runs `other(i)` untimed and then `measured(i)`
+/// timed. Comparisons of single reads measure each side interleaved with an identical
+/// twin on its own copy of the data: measured one after the other, or interleaved with
+/// each other, the two sides of a pair were seen to swap which was 1.6x slower with the
+/// order they ran in, while a side interleaved with its twin gives the same time in
+/// every order.
+pub fn timed_against<M, O>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut measured: M,
+    mut other: O,
+) -> Duration
+where
+    M: AsyncFnMut(u64) -> anyhow::Result<()>,
+    O: AsyncFnMut(u64) -> anyhow::Result<()>,
+{
+    let first = NEXT_OP.fetch_add(iters, Ordering::Relaxed);
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for i in first..first + iters {
+            other(i).await.expect("the interleaved operation failed");
+            let started = Instant::now();
+            measured(i).await.expect("a benchmarked operation failed");
+            total += started.elapsed();
+        }
+        total
+    })
+}
+
+/// Raw libsql on one connection, no pool and no statement cache of ours.
+pub struct Raw {
+    _db: Database,
+    pub conn: Connection,
+    config: TursoConfig,
+}
+
+impl Raw {
+    /// A connection to the local file at `path` (whose schema a store created), configured
+    /// as the store configures its connections by default (pragmas and page cache).
+    pub async fn local(path: &Path) -> anyhow::Result<Raw> {
+        let db = libsql::Builder::new_local(path).build().await?;
+        let conn = db.connect()?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute("PRAGMA foreign_keys = ON", ()).await?;
+        conn.execute("PRAGMA synchronous = NORMAL", ()).await?;
+        let config = TursoConfig::local(path);
+        conn.execute(
+            &format!("PRAGMA cache_size = -{}", config.page_cache_kib),
+            (),
+        )
+        .await?;
+        Ok(Raw {
+            _db: db,
+            conn,
+            config,
+        })
+    }
+
+    /// A connection to the sqld at `url`.
+    pub async fn remote(url: &str) -> anyhow::Result<Raw> {
+        let db = libsql::Builder::new_remote(url.to_string(), String::new())
+            .build()
+            .await?;
+        let conn = db.connect()?;
+        Ok(Raw {
+            _db: db,
+            conn,
+            config: TursoConfig::remote(url, None),
+        })
+    }
+
+    /// Deletes every episode (their tags and metadata follow by cascade).
+    pub async fn clear(&self) -> anyhow::Result<()> {
+        self.conn.execute("DELETE FROM episodes", ()).await?;
+        Ok(())
+    }
+
+    /// Inserts `episodes` as a hand-written loader would: one transaction, one prepared
+    /// single-row insert per table, reused for every row.
+    pub async fn insert_episodes(&self, episodes: &[Episode]) -> anyhow::Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(libsql::TransactionBehavior::Immediate)
+            .await?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO episodes (id, start_time, domain, task_type, outcome, encoding, payload) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .await?;
+        let tag = tx
+            .prepare("INSERT INTO episode_tags (tag, episode_id) VALUES (?, ?)")
+            .await?;
+        let meta = tx
+            .prepare("INSERT INTO episode_metadata (key, value, episode_id) VALUES (?, ?, ?)")
+            .await?;
+        for episode in episodes {
+            let (encoding, payload) = encode_payload(episode, &self.config)?;
+            let id = Value::Blob(episode.id.as_bytes().to_vec());
+            insert
+                .execute(vec![
+                    id.clone(),
+                    Value::Integer(episode.start_time.as_micros()),
+                    Value::Text(episode.context.domain.clone()),
+                    Value::Text(episode.task_type.as_str().to_string()),
+                    episode
+                        .outcome_kind()
+                        .map_or(Value::Null, |o| Value::Text(o.as_str().to_string())),
+                    Value::Integer(encoding),
+                    Value::Blob(payload),
+                ])
+                .await?;
+            insert.reset();
+            for t in &episode.tags {
+                tag.execute(vec![Value::Text(t.clone()), id.clone()])
+                    .await?;
+                tag.reset();
+            }
+            for (k, v) in &episode.metadata {
+                meta.execute(vec![
+                    Value::Text(k.clone()),
+                    Value::Text(v.clone()),
+                    id.clone(),
+                ])
+                .await?;
+                meta.reset();
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The statement a raw lookup by id uses.
+    pub async fn lookup_statement(&self) -> anyhow::Result<Statement> {
+        Ok(self
+            .conn
+            .prepare("SELECT encoding, payload FROM episodes WHERE id = ?")
+            .await?)
+    }
+
+    /// Looks `id` up with `stmt` (from [`lookup_statement`](Self::lookup_statement)),
+    /// decoding the payload as the store does.
+    pub async fn get_with(&self, stmt: &Statement, id: EpisodeId) -> anyhow::Result<Arc<Episode>> {
+        let result = async {
+            let mut rows = stmt.query([id.as_bytes().to_vec()]).await?;
+            let row = rows.next().await?.context("no such episode")?;
+            let encoding: i64 = row.get(0)?;
+            let bytes: Vec<u8> = row.get(1)?;
+            let episode: Episode = decode_payload(encoding, &bytes, format_args!("episode"))?;
+            Ok(Arc::new(episode))
+        }
+        .await;
+        stmt.reset();
+        result
+    }
+
+    /// Looks `id` up preparing the statement first, as code without a statement cache does.
+    pub async fn get_preparing(&self, id: EpisodeId) -> anyhow::Result<Arc<Episode>> {
+        let stmt = self.lookup_statement().await?;
+        self.get_with(&stmt, id).await
+    }
+}
+
+/// Copies the closed database at `path` (and its write-ahead log, if one is left) to
+/// `to`: the raw baseline reads its own identical copy, so that nothing two connections to
+/// one file share (its lock and WAL-index bookkeeping) weighs on one side only.
+pub fn copy_database(path: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::copy(path, to)?;
+    let wal = |p: &Path| p.with_extension("db-wal");
+    if wal(path).exists() {
+        std::fs::copy(wal(path), wal(to))?;
+    }
+    Ok(())
+}
+
+/// A store over the local file `path` with `config`'s other settings.
+pub async fn local_store(path: &Path) -> anyhow::Result<TursoStorage> {
+    Ok(TursoStorage::open(TursoConfig::local(path)).await?)
+}

@@ -1,0 +1,95 @@
+//! Network round trips against a real sqld, counted by the server itself (its
+//! `libsql_server_user_http_response` counter: one per HTTP request).
+
+mod support;
+
+use memory_core::StorageBackend;
+use memory_core::testing::typical::typical_episode;
+use memory_storage_turso::{TursoConfig, TursoStorage};
+
+/// Requests the server saw while `op` ran.
+async fn round_trips<T>(
+    server: &support::Sqld,
+    op: impl AsyncFnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<u64> {
+    let before = server.requests().await?;
+    op().await?;
+    Ok(server.requests().await? - before)
+}
+
+/// `ceil`-like count of the statements `chunks(total, max)` makes: full chunks, then one
+/// per set bit of the remainder.
+fn statements(total: usize, max: usize) -> u64 {
+    (total / max + (total % max).count_ones() as usize) as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_1000_episodes_is_a_few_dozen_round_trips_not_thousands() -> anyhow::Result<()> {
+    let server = support::Sqld::start().await?;
+    let store = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    let first: Vec<_> = (0..1_000).map(typical_episode).collect();
+    let second: Vec<_> = (1_000..2_000).map(typical_episode).collect();
+    // The first batch also prepares each statement shape (one `describe` each).
+    let cold = round_trips(&server, async || Ok(store.store_episodes(&first).await?)).await?;
+    let warm = round_trips(&server, async || Ok(store.store_episodes(&second).await?)).await?;
+
+    // Every typical episode has two tags and two metadata pairs.
+    let expected = 1 // BEGIN IMMEDIATE
+        + statements(1_000, 64) // multi-row upserts
+        + 2 * statements(1_000, 256) // side rows cleared, tags and metadata
+        + statements(2_000, 128) // tag rows
+        + statements(2_000, 128) // metadata rows
+        + 1 // generation bump
+        + 1; // COMMIT
+    println!("1,000 episodes: {cold} round trips cold, {warm} warm (expected {expected})");
+    assert_eq!(warm, expected);
+    assert!(cold > warm && cold <= warm + 25, "cold {cold}");
+    // One statement per row, as a plain loop would do, would be 5,002.
+    assert!(warm < 100);
+    assert_eq!(store.count_episodes().await?, 2_000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statement_cache_saves_the_describe_round_trip() -> anyhow::Result<()> {
+    let server = support::Sqld::start().await?;
+    let cached = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    let uncached =
+        TursoStorage::open(TursoConfig::remote(server.url(), None).statement_cache_capacity(0))
+            .await?;
+    let episodes: Vec<_> = (0..3).map(typical_episode).collect();
+    cached.store_episodes(&episodes).await?;
+
+    let first = round_trips(&server, async || {
+        Ok(cached.get_episode(episodes[0].id).await?)
+    })
+    .await?;
+    let again = round_trips(&server, async || {
+        Ok(cached.get_episode(episodes[1].id).await?)
+    })
+    .await?;
+    let without = round_trips(&server, async || {
+        Ok(uncached.get_episode(episodes[2].id).await?)
+    })
+    .await?;
+    println!("get: {first} round trips preparing, {again} reusing, {without} without a cache");
+    assert_eq!(first, 2, "describe + execute");
+    assert_eq!(again, 1, "execute only");
+    assert_eq!(without, 2, "describe + execute, every time");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_write_is_one_transaction_of_a_handful_of_round_trips() -> anyhow::Result<()> {
+    let server = support::Sqld::start().await?;
+    let store = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    store.store_episode(&typical_episode(0)).await?;
+    let trips = round_trips(&server, async || {
+        Ok(store.store_episode(&typical_episode(1)).await?)
+    })
+    .await?;
+    println!("one episode: {trips} round trips");
+    // BEGIN, upsert, clear tags, clear metadata, tags, metadata, generation, COMMIT.
+    assert_eq!(trips, 8);
+    Ok(())
+}
