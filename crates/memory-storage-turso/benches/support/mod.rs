@@ -70,11 +70,11 @@ where
 }
 
 /// Like [`timed`], but each iteration first runs `other(i)` untimed and then `measured(i)`
-/// timed. Comparisons of single reads measure each side interleaved with an identical
-/// twin on its own copy of the data: measured one after the other, or interleaved with
-/// each other, the two sides of a pair were seen to swap which was 1.6x slower with the
-/// order they ran in, while a side interleaved with its twin gives the same time in
-/// every order.
+/// timed. Single reads measure each side interleaved with an identical twin on its own copy
+/// of the data, so that both sides run the same alternating workload. This does not remove
+/// the unexplained penalty described in `plans/0010-libsql-benchmarks.md` (one side of a
+/// pair of small-episode reads can still run about 2.2 µs slower); it keeps the two sides'
+/// conditions alike.
 pub fn timed_against<M, O>(
     rt: &tokio::runtime::Runtime,
     iters: u64,
