@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
@@ -45,6 +46,11 @@ struct Inner<K, V> {
     weigher: Option<Weigher<K, V>>,
     entry_overhead: u64,
     generations: Generations,
+    /// Loads between their first generation mark and their store attempt. Writers bump a
+    /// key's generation only while this is non-zero: a load that starts later reads the
+    /// source after the write, so there is nothing to fence off (and the bump is an atomic
+    /// on a line the other cores share).
+    loads_in_flight: CachePadded<AtomicUsize>,
     stats: Stripes,
 }
 
@@ -176,6 +182,7 @@ where
                 },
                 weigher: self.weigher,
                 generations: Generations::new(),
+                loads_in_flight: CachePadded::new(AtomicUsize::new(0)),
                 stats: Stripes::new(),
             }),
         })
@@ -315,9 +322,7 @@ where
                 self.with_shard(hash, |shard, ctx| shard.remove_unless(key, &valid, ctx));
                 // The lookup counted a hit on this thread's stripe; it was not one.
                 let stats = self.inner.stats.local();
-                stats
-                    .hits
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                stats.hits.fetch_sub(1, Ordering::Relaxed);
                 Counters::bump(&stats.misses);
                 None
             }
@@ -348,12 +353,24 @@ where
         })
     }
 
+    /// Makes loads of `hash`'s stripe that are in flight skip storing their result.
+    ///
+    /// Why skipping the bump is safe when no load is in flight: a load increments the
+    /// in-flight count before it takes its mark and reads the source; if this load of the
+    /// count (sequentially consistent with that increment) sees zero, the load began after
+    /// this write's caller updated the source, so what it reads is at least this new.
+    fn fence_loads(&self, hash: u64) {
+        if self.inner.loads_in_flight.load(Ordering::SeqCst) > 0 {
+            self.inner.generations.bump(hash);
+        }
+    }
+
     /// Stores `value` under `key`, replacing any entry. Loads of `key` in flight are not
     /// stored when they land (they may predate this value). Returns false if the value alone
     /// is heavier than a shard may hold (then nothing is cached for `key`).
     pub fn insert(&self, key: K, value: V) -> bool {
         let hash = self.hash(&key);
-        self.inner.generations.bump(hash);
+        self.fence_loads(hash);
         self.store(key, hash, Slot::Present(value), &[])
     }
 
@@ -364,14 +381,14 @@ where
             return false;
         }
         let hash = self.hash(&key);
-        self.inner.generations.bump(hash);
+        self.fence_loads(hash);
         self.store(key, hash, Slot::Absent, &[])
     }
 
     /// Removes `key` and makes loads of it that are in flight skip storing their result.
     pub fn invalidate(&self, key: &K) {
         let hash = self.hash(key);
-        self.inner.generations.bump(hash);
+        self.fence_loads(hash);
         self.with_shard(hash, |shard, ctx| {
             shard.remove(key, EvictionReason::Invalidated, ctx);
         });
@@ -507,6 +524,7 @@ where
         Fut: Future<Output = Result<T, E>>,
     {
         let slot = self.slot(hash);
+        let _in_flight = InFlight::enter(&self.inner.loads_in_flight);
         let flight = Flight::<T, E>::join_or_start(
             &mut slot.flights.lock(),
             &key,
@@ -529,5 +547,22 @@ where
             }
         }
         result.clone()
+    }
+}
+
+/// Counts one load as in flight for as long as it lives (also when the caller's future is
+/// dropped mid-load).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

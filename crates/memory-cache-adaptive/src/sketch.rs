@@ -20,6 +20,13 @@ const SEEDS: [u64; ROWS] = [
     0x27D4_EB2F_1656_67C5,
 ];
 
+/// Additions a thread counts locally before adding them to a sketch's shared count.
+const ADDITIONS_BATCH: usize = 16;
+
+thread_local! {
+    static PENDING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 pub(crate) struct FrequencySketch {
     counters: Box<[AtomicU8]>,
     doorkeeper: Box<[AtomicU64]>,
@@ -94,7 +101,19 @@ impl FrequencySketch {
     }
 
     fn count_addition(&self) {
-        if self.additions.fetch_add(1, Ordering::Relaxed) + 1 == self.sample {
+        // Each thread reports its additions in batches (to whichever sketch it is adding to
+        // when a batch fills, which is proportional to every sketch's share): one shared
+        // atomic per read would bounce between the cores of every reader.
+        let report = PENDING.with(|pending| {
+            let count = pending.get() + 1;
+            pending.set(count % ADDITIONS_BATCH);
+            count == ADDITIONS_BATCH
+        });
+        if !report {
+            return;
+        }
+        let before = self.additions.fetch_add(ADDITIONS_BATCH, Ordering::Relaxed);
+        if before < self.sample && before + ADDITIONS_BATCH >= self.sample {
             self.age();
         }
     }

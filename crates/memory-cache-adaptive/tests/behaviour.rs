@@ -304,6 +304,41 @@ fn a_load_overlapping_an_invalidation_is_returned_but_not_stored() {
     assert_eq!(c.snapshot().loads_discarded, 1);
 }
 
+#[test]
+fn a_load_overlapping_an_insert_is_not_stored_even_after_a_cancelled_load() {
+    let (c, _) = cache(CacheConfig::new(100));
+    let rt = runtime();
+    // A load whose caller gives up mid-flight must not leave the cache believing that no
+    // load is in flight (writers then skip fencing loads off).
+    let cancelled = c.get_or_load(1, std::future::pending::<Result<_, String>>);
+    let timed_out =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(10), cancelled).await });
+    assert!(timed_out.is_err());
+    let (release, gate) = oneshot::channel::<()>();
+    let (started_tx, started) = oneshot::channel::<()>();
+    let reader = {
+        let c = c.clone();
+        rt.spawn(async move {
+            c.get_or_load(1, || async move {
+                started_tx.send(()).unwrap();
+                gate.await.unwrap();
+                Ok::<_, String>(Some(value(1)))
+            })
+            .await
+        })
+    };
+    rt.block_on(started).unwrap();
+    assert!(c.insert(1, value(2)));
+    release.send(()).unwrap();
+    assert_eq!(rt.block_on(reader).unwrap(), Ok(Some(value(1))));
+    assert_eq!(
+        c.get(&1),
+        Some(value(2)),
+        "the older load did not replace the write"
+    );
+    assert_eq!(c.snapshot().loads_discarded, 1);
+}
+
 #[derive(Clone, Hash, PartialEq, Eq, Debug)]
 enum Query {
     Domain(&'static str),
