@@ -457,6 +457,59 @@ where
             .sum()
     }
 
+    /// Starts a read of `key` from the source that the caller runs itself (for example one
+    /// batch read for many keys). Call it before reading the source and hand the answer to
+    /// [`complete_load`](Self::complete_load): a write to `key` in between makes that store
+    /// nothing. For single keys prefer [`get_or_load`](Self::get_or_load), which also
+    /// coalesces concurrent misses.
+    ///
+    /// ```
+    /// use memory_cache_adaptive::{AdaptiveCache, CacheConfig};
+    ///
+    /// let cache: AdaptiveCache<u32, String> = AdaptiveCache::new(CacheConfig::new(100)).unwrap();
+    /// let ticket = cache.begin_load(&1);
+    /// // ... read key 1 from the source: "one" ...
+    /// assert!(cache.complete_load(1, ticket, Some("one".to_string())));
+    ///
+    /// let ticket = cache.begin_load(&2);
+    /// // ... read key 2 ("two"), while someone writes key 2 and tells the cache:
+    /// cache.insert(2, "TWO".to_string());
+    /// assert!(!cache.complete_load(2, ticket, Some("two".to_string())));
+    /// assert_eq!(cache.get(&2).as_deref(), Some("TWO"));
+    /// ```
+    pub fn begin_load(&self, key: &K) -> LoadTicket<'_> {
+        let hash = self.hash(key);
+        // Counted before the mark is taken, so that writers from now on bump the key.
+        let in_flight = InFlight::enter(&self.inner.loads_in_flight);
+        Counters::bump(&self.inner.stats.local().loads);
+        LoadTicket {
+            hash,
+            mark: self.inner.generations.mark(hash),
+            _in_flight: in_flight,
+        }
+    }
+
+    /// Stores what the source answered for `key` (`None`: it does not exist, remembered
+    /// only with negative caching on) unless `key` was written or invalidated since
+    /// `ticket` was taken; returns whether anything was stored. A ticket of another key
+    /// stores nothing.
+    pub fn complete_load(&self, key: K, ticket: LoadTicket<'_>, value: Option<V>) -> bool {
+        let hash = self.hash(&key);
+        if hash != ticket.hash {
+            return false;
+        }
+        let slot = match value {
+            Some(v) => Slot::Present(v),
+            None if self.inner.expiry.negative_ttl.is_some() => Slot::Absent,
+            None => return false,
+        };
+        let stored = self.store(key, hash, slot, &[ticket.mark]);
+        if !stored {
+            Counters::bump(&self.inner.stats.local().loads_discarded);
+        }
+        stored
+    }
+
     /// The cached value of `key`, or the loader's answer. Concurrent callers missing the
     /// same key share one loader run and its result, error included; an error is never
     /// cached. `Ok(None)` ("does not exist") is remembered if negative caching is on. A load
@@ -547,6 +600,20 @@ where
             }
         }
         result.clone()
+    }
+}
+
+/// A read of one key begun with [`AdaptiveCache::begin_load`]; while it lives, writes to
+/// the key are fenced off from it.
+pub struct LoadTicket<'a> {
+    hash: u64,
+    mark: Mark,
+    _in_flight: InFlight<'a>,
+}
+
+impl std::fmt::Debug for LoadTicket<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadTicket").finish_non_exhaustive()
     }
 }
 

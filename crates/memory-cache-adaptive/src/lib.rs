@@ -28,7 +28,7 @@ mod stats;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 
-pub use cache::{AdaptiveCache, CacheBuilder, Lookup};
+pub use cache::{AdaptiveCache, CacheBuilder, LoadTicket, Lookup};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CacheConfig, ConfigError, IdleExpiry, Weigher};
 pub use query::{QueryCache, ReadTicket};

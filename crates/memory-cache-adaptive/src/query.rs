@@ -179,6 +179,72 @@ where
             .await
     }
 
+    /// Like [`get_or_load`](Self::get_or_load), for results whose dependencies are known
+    /// only once they are read (a page of items depends on each item in it).
+    ///
+    /// `guard` names what any relevant write invalidates (for example "some episode was
+    /// written"): a running load is joined only while the guard is unchanged, and its result
+    /// is stored only if the guard is still unchanged when it lands. The stored result then
+    /// depends on `deps_of(&result)`, marked after the read: a write that landed during the
+    /// read changed the guard, and any later write changes one of those dependencies.
+    ///
+    /// ```
+    /// use memory_cache_adaptive::{CacheConfig, QueryCache};
+    ///
+    /// #[derive(Hash)]
+    /// enum Dep { AnyWrite, Item(u32) }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cache: QueryCache<&str, Dep, Vec<u32>> = QueryCache::new(CacheConfig::new(100)).unwrap();
+    /// let deps_of = |items: &Vec<u32>| items.iter().map(|i| Dep::Item(*i)).collect();
+    /// let page = cache
+    ///     .get_or_load_tracked("first page", &[Dep::AnyWrite], deps_of, || async {
+    ///         Ok::<_, ()>(vec![4, 7])
+    ///     })
+    ///     .await;
+    /// assert_eq!(page, Ok(vec![4, 7]));
+    /// cache.invalidate(&Dep::Item(9));
+    /// assert_eq!(cache.get(&"first page"), Some(vec![4, 7]), "item 9 is not on the page");
+    /// cache.invalidate(&Dep::Item(7));
+    /// assert_eq!(cache.get(&"first page"), None);
+    /// # });
+    /// ```
+    pub async fn get_or_load_tracked<E, F, Fut>(
+        &self,
+        query: Q,
+        guard: &[D],
+        deps_of: impl FnOnce(&R) -> Vec<D>,
+        loader: F,
+    ) -> Result<R, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        if let Some(result) = self.get(&query) {
+            return Ok(result);
+        }
+        let hash = self.entries.hash(&query);
+        self.entries
+            .load(
+                query,
+                hash,
+                || self.marks(guard),
+                loader,
+                |cache, query, hash, result: &R, guard_marks| {
+                    let marks = self.marks(&deps_of(result));
+                    let only_if: Vec<Mark> =
+                        guard_marks.iter().chain(marks.iter()).copied().collect();
+                    let cached = Arc::new(Cached {
+                        result: result.clone(),
+                        marks,
+                    });
+                    cache.store(query, hash, Slot::Present(cached), &only_if)
+                },
+            )
+            .await
+    }
+
     /// Makes every cached result that depends on `dep` unservable, and every read of it in
     /// flight unstorable.
     pub fn invalidate(&self, dep: &D) {

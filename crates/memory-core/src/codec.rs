@@ -32,6 +32,20 @@ pub fn encode<E: Entity>(item: &E) -> Result<Vec<u8>> {
     })
 }
 
+/// The length of `item`'s encoding (version byte included) without building it: caches use
+/// it as the item's size. An item that cannot be encoded counts as `usize::MAX`.
+///
+/// ```
+/// use memory_core::{codec, Heuristic};
+///
+/// let h = Heuristic::new("build is slow", "enable sccache", 0.7);
+/// assert_eq!(codec::encoded_len(&h), codec::encode(&h).unwrap().len());
+/// ```
+pub fn encoded_len<E: Entity>(item: &E) -> usize {
+    postcard::serialize_with_flavor(item, postcard::ser_flavors::Size::default())
+        .map_or(usize::MAX, |len: usize| len + 1)
+}
+
 /// Decodes a stored item. Empty input, an unknown version, malformed bytes and trailing
 /// bytes are all [`ErrorKind::Corrupt`] errors; no input makes it panic.
 ///

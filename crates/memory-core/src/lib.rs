@@ -62,6 +62,6 @@ pub use json_text::MAX_JSON_DEPTH;
 pub use memory::InMemoryStorage;
 pub use pattern::{Effectiveness, OutcomeStats, Pattern, PatternData, PatternKind};
 pub use query::{BadCursor, EpisodeCursor, EpisodePage, EpisodeQuery, PatternQuery};
-pub use storage::StorageBackend;
+pub use storage::{ChangeSignal, StorageBackend};
 pub use time::Timestamp;
 pub use validate::{validate_batch, validate_ids};

@@ -101,3 +101,35 @@ pub trait StorageBackend: Send + Sync {
     /// How many heuristics are stored.
     async fn count_heuristics(&self) -> Result<u64>;
 }
+
+/// A cheap signal that other writers changed a store: other handles in this process, other
+/// processes sharing a database file, other clients of a server.
+///
+/// The store keeps a position that every committed write transaction advances by one, and
+/// remembers which positions its own writes produced. A cache calls
+/// [`change_position`](Self::change_position) now and then and asks
+/// [`written_elsewhere`](Self::written_elsewhere) whether anything between two positions
+/// came from elsewhere; if so, it drops what it holds.
+///
+/// ```
+/// use memory_core::ChangeSignal;
+///
+/// // A cache remembers the last position it checked, and flushes when another writer moved it.
+/// async fn must_flush(signal: &dyn ChangeSignal, last: &mut u64) -> memory_core::Result<bool> {
+///     let now = signal.change_position().await?;
+///     let foreign = signal.written_elsewhere(*last, now);
+///     *last = now;
+///     Ok(foreign)
+/// }
+/// ```
+#[async_trait]
+pub trait ChangeSignal: Send + Sync {
+    /// The store's current write position, read from the store itself (one indexed read).
+    async fn change_position(&self) -> Result<u64>;
+
+    /// Whether any write after position `from` up to and including `to` was made by someone
+    /// other than this handle. True whenever the handle cannot tell (it remembers only its
+    /// recent writes): a false alarm costs a cache flush, a missed one would serve stale
+    /// data.
+    fn written_elsewhere(&self, from: u64, to: u64) -> bool;
+}

@@ -1,0 +1,438 @@
+//! [`CachedStorage`]: the caches in front of any [`StorageBackend`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use memory_cache_adaptive::{
+    AdaptiveCache, CacheConfig, CacheStats, CacheStatsSnapshot, ConfigError, Lookup, QueryCache,
+};
+use memory_core::{
+    ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, Heuristic, HeuristicId,
+    Pattern, PatternId, PatternQuery, Result, StorageBackend, codec, validate_ids,
+};
+
+use crate::deps::{self, Dep};
+use crate::freshness::Freshness;
+use crate::settings::CacheSettings;
+
+/// Per-mille shares of the byte budget.
+const EPISODES: u64 = 700;
+const EPISODE_QUERIES: u64 = 150;
+const PATTERNS: u64 = 50;
+const PATTERN_QUERIES: u64 = 50;
+const HEURISTICS: u64 = 50;
+/// Bytes per entry assumed when sizing entry-count bounds: small enough that the byte
+/// budget is the bound that binds.
+const MIN_ENTRY_BYTES: u64 = 256;
+
+/// A [`StorageBackend`] with adaptive caches in front: episodes, patterns and heuristics by
+/// id (shared `Arc`s, loads of one id coalesced, "not found" remembered), and the results of
+/// `query_episodes` and `query_patterns`, all within one byte budget.
+///
+/// Never stale for its own writes: every write invalidates what it affects before it
+/// returns, and a read that overlapped a write is returned but not cached. With a
+/// [`ChangeSignal`] (see [`with_change_signal`](Self::with_change_signal)) it also notices
+/// other writers within [`CacheSettings::change_check_interval`].
+///
+/// ```
+/// use memory_core::{Episode, InMemoryStorage, StorageBackend, TaskContext, TaskType};
+/// use memory_storage_cached::{CacheSettings, CachedStorage};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = CachedStorage::new(InMemoryStorage::new(), &CacheSettings::default())?;
+/// let episode = Episode::new(TaskType::Testing, "run the suite", TaskContext::new("cli"));
+/// store.store_episode(&episode).await?;
+/// assert_eq!(store.get_episode(episode.id).await?.as_deref(), Some(&episode)); // loads
+/// assert_eq!(store.get_episode(episode.id).await?.as_deref(), Some(&episode)); // cached
+/// assert_eq!(store.stats().episodes.hits, 1);
+/// # Ok::<(), anyhow::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct CachedStorage<S> {
+    inner: S,
+    episodes: AdaptiveCache<EpisodeId, Arc<Episode>>,
+    patterns: AdaptiveCache<PatternId, Arc<Pattern>>,
+    heuristics: AdaptiveCache<HeuristicId, Arc<Heuristic>>,
+    episode_queries: QueryCache<EpisodeQuery, Dep, EpisodePage>,
+    pattern_queries: QueryCache<PatternQuery, Dep, Vec<Arc<Pattern>>>,
+    freshness: Option<Freshness>,
+    check_interval: std::time::Duration,
+}
+
+/// What every cache of a [`CachedStorage`] counted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CachedStorageStats {
+    /// The episode cache.
+    pub episodes: CacheStatsSnapshot,
+    /// The pattern cache.
+    pub patterns: CacheStatsSnapshot,
+    /// The heuristic cache.
+    pub heuristics: CacheStatsSnapshot,
+    /// Cached `query_episodes` results.
+    pub episode_queries: CacheStatsSnapshot,
+    /// Cached `query_patterns` results.
+    pub pattern_queries: CacheStatsSnapshot,
+    /// Times every cache was dropped because another writer changed the store.
+    pub foreign_flushes: u64,
+}
+
+fn share(settings: &CacheSettings, per_mille: u64) -> CacheConfig {
+    let bytes = settings.budget_bytes / 1000 * per_mille;
+    let entries = usize::try_from((bytes / MIN_ENTRY_BYTES).max(256)).unwrap_or(usize::MAX);
+    let mut config = CacheConfig::new(entries).max_weight(bytes);
+    config.max_age = settings.max_age;
+    config.negative_ttl = settings.negative_ttl;
+    config
+}
+
+fn entity_cache<E: Entity + Send + Sync + 'static>(
+    settings: &CacheSettings,
+    per_mille: u64,
+) -> std::result::Result<AdaptiveCache<E::Id, Arc<E>>, ConfigError>
+where
+    E::Id: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+{
+    AdaptiveCache::builder(share(settings, per_mille))
+        .weigher(|_, item: &Arc<E>| codec::encoded_len(item.as_ref()) as u64)
+        .build()
+}
+
+impl<S: StorageBackend> CachedStorage<S> {
+    /// Puts caches sized by `settings` in front of `inner`. A disabled `settings` is an
+    /// error here: use [`layer`](crate::layer) to get the bare store then.
+    pub fn new(inner: S, settings: &CacheSettings) -> std::result::Result<Self, ConfigError> {
+        settings.validate()?;
+        if !settings.enabled {
+            return Err(ConfigError {
+                field: "enabled",
+                reason: "the cache is disabled: use memory_storage_cached::layer, which \
+                         returns the store itself"
+                    .into(),
+            });
+        }
+        let mut queries = share(settings, EPISODE_QUERIES);
+        queries.negative_ttl = None;
+        let mut pattern_queries = share(settings, PATTERN_QUERIES);
+        pattern_queries.negative_ttl = None;
+        Ok(CachedStorage {
+            inner,
+            episodes: entity_cache::<Episode>(settings, EPISODES)?,
+            patterns: entity_cache::<Pattern>(settings, PATTERNS)?,
+            heuristics: entity_cache::<Heuristic>(settings, HEURISTICS)?,
+            episode_queries: QueryCache::with_weigher(
+                queries,
+                |_, page: &EpisodePage| {
+                    page.items
+                        .iter()
+                        .map(|e| codec::encoded_len(e.as_ref()) as u64)
+                        .sum()
+                },
+                None,
+            )?,
+            pattern_queries: QueryCache::with_weigher(
+                pattern_queries,
+                |_, items: &Vec<Arc<Pattern>>| {
+                    items
+                        .iter()
+                        .map(|p| codec::encoded_len(p.as_ref()) as u64)
+                        .sum()
+                },
+                None,
+            )?,
+            freshness: None,
+            check_interval: settings.change_check_interval,
+        })
+    }
+
+    /// Watches `signal` for other writers, every
+    /// [`change_check_interval`](CacheSettings::change_check_interval).
+    pub fn with_change_signal(mut self, signal: Arc<dyn ChangeSignal>) -> Self {
+        self.freshness = Some(Freshness::new(signal, self.check_interval));
+        self
+    }
+
+    /// The store behind the caches.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Every cache's counters.
+    pub fn stats(&self) -> CachedStorageStats {
+        CachedStorageStats {
+            episodes: self.episodes.snapshot(),
+            patterns: self.patterns.snapshot(),
+            heuristics: self.heuristics.snapshot(),
+            episode_queries: self.episode_queries.snapshot(),
+            pattern_queries: self.pattern_queries.snapshot(),
+            foreign_flushes: self.freshness.as_ref().map_or(0, Freshness::flushes),
+        }
+    }
+
+    /// Drops everything cached.
+    pub fn clear(&self) {
+        self.episodes.invalidate_all();
+        self.patterns.invalidate_all();
+        self.heuristics.invalidate_all();
+        self.episode_queries.invalidate_all();
+        self.pattern_queries.invalidate_all();
+    }
+
+    /// Before a read: flush if another writer changed the store (at most once per interval).
+    async fn fresh(&self) {
+        if let Some(freshness) = &self.freshness {
+            freshness.ensure(|| self.clear()).await;
+        }
+    }
+
+    fn episodes_stored<'a>(&self, items: impl Iterator<Item = &'a Episode> + Clone) {
+        // The guard first: a query read that lands after it is not stored, and one that
+        // landed before it marked dependencies that are bumped below.
+        self.episode_queries.invalidate(&Dep::EpisodeWrites);
+        for episode in items.clone() {
+            self.episodes.invalidate(&episode.id);
+        }
+        for dep in deps::stored_episodes(items.map(|e| (e.id, e.context.domain.as_str()))) {
+            self.episode_queries.invalidate(&dep);
+        }
+    }
+
+    fn episodes_deleted(&self, ids: &[EpisodeId]) {
+        self.episode_queries.invalidate(&Dep::EpisodeWrites);
+        for id in ids {
+            self.episodes.invalidate(id);
+            self.episode_queries.invalidate(&Dep::Episode(*id));
+        }
+    }
+
+    fn patterns_stored<'a>(&self, items: impl Iterator<Item = &'a Pattern> + Clone) {
+        self.pattern_queries.invalidate(&Dep::PatternWrites);
+        for pattern in items.clone() {
+            self.patterns.invalidate(&pattern.id);
+        }
+        for dep in deps::stored_patterns(items.map(|p| (p.id, p.domain.as_str()))) {
+            self.pattern_queries.invalidate(&dep);
+        }
+    }
+
+    fn patterns_deleted(&self, ids: &[PatternId]) {
+        self.pattern_queries.invalidate(&Dep::PatternWrites);
+        for id in ids {
+            self.patterns.invalidate(id);
+            self.pattern_queries.invalidate(&Dep::Pattern(*id));
+        }
+    }
+}
+
+/// Cached batch read: hits from `cache`, the rest in one `load` call for the distinct
+/// missing ids, stored unless written meanwhile.
+async fn get_many<I, T, F, Fut>(
+    cache: &AdaptiveCache<I, Arc<T>>,
+    ids: &[I],
+    load: F,
+) -> Result<Vec<Option<Arc<T>>>>
+where
+    I: std::hash::Hash + Eq + Clone + Send + Sync + ToString + 'static,
+    T: Send + Sync + 'static,
+    F: FnOnce(Vec<I>) -> Fut,
+    Fut: Future<Output = Result<Vec<Option<Arc<T>>>>>,
+{
+    validate_ids(ids, false)?;
+    let mut out: Vec<Option<Arc<T>>> = Vec::with_capacity(ids.len());
+    let mut missing: Vec<usize> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        match cache.lookup(id) {
+            Lookup::Hit(item) => out.push(Some(item)),
+            Lookup::NotFound => out.push(None),
+            Lookup::Miss => {
+                out.push(None);
+                missing.push(i);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let mut wanted: Vec<I> = Vec::with_capacity(missing.len());
+    let mut seen = std::collections::HashSet::with_capacity(missing.len());
+    for &i in &missing {
+        if seen.insert(&ids[i]) {
+            wanted.push(ids[i].clone());
+        }
+    }
+    let tickets: Vec<_> = wanted.iter().map(|id| cache.begin_load(id)).collect();
+    let loaded = load(wanted.clone()).await?;
+    let mut by_id = std::collections::HashMap::with_capacity(wanted.len());
+    for ((id, ticket), item) in wanted.into_iter().zip(tickets).zip(loaded) {
+        cache.complete_load(id.clone(), ticket, item.clone());
+        by_id.insert(id, item);
+    }
+    for i in missing {
+        out[i] = by_id.get(&ids[i]).cloned().flatten();
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+
+    async fn store_episode(&self, episode: &Episode) -> Result<()> {
+        let result = self.inner.store_episode(episode).await;
+        // Also after an error: a remote write may have committed before its answer was lost.
+        self.episodes_stored(std::iter::once(episode));
+        result
+    }
+
+    async fn get_episode(&self, id: EpisodeId) -> Result<Option<Arc<Episode>>> {
+        self.fresh().await;
+        self.episodes
+            .get_or_load(id, || self.inner.get_episode(id))
+            .await
+    }
+
+    async fn delete_episode(&self, id: EpisodeId) -> Result<()> {
+        let result = self.inner.delete_episode(id).await;
+        self.episodes_deleted(&[id]);
+        result
+    }
+
+    async fn store_episodes(&self, episodes: &[Episode]) -> Result<()> {
+        let result = self.inner.store_episodes(episodes).await;
+        self.episodes_stored(episodes.iter());
+        result
+    }
+
+    async fn get_episodes(&self, ids: &[EpisodeId]) -> Result<Vec<Option<Arc<Episode>>>> {
+        self.fresh().await;
+        get_many(&self.episodes, ids, |wanted| async move {
+            self.inner.get_episodes(&wanted).await
+        })
+        .await
+    }
+
+    async fn delete_episodes(&self, ids: &[EpisodeId]) -> Result<()> {
+        let result = self.inner.delete_episodes(ids).await;
+        self.episodes_deleted(ids);
+        result
+    }
+
+    async fn query_episodes(&self, query: &EpisodeQuery) -> Result<EpisodePage> {
+        self.fresh().await;
+        self.episode_queries
+            .get_or_load_tracked(
+                query.clone(),
+                &[Dep::EpisodeWrites],
+                |page| deps::episode_page(query, page),
+                || self.inner.query_episodes(query),
+            )
+            .await
+    }
+
+    async fn count_episodes(&self) -> Result<u64> {
+        self.inner.count_episodes().await
+    }
+
+    async fn store_pattern(&self, pattern: &Pattern) -> Result<()> {
+        let result = self.inner.store_pattern(pattern).await;
+        self.patterns_stored(std::iter::once(pattern));
+        result
+    }
+
+    async fn get_pattern(&self, id: PatternId) -> Result<Option<Arc<Pattern>>> {
+        self.fresh().await;
+        self.patterns
+            .get_or_load(id, || self.inner.get_pattern(id))
+            .await
+    }
+
+    async fn delete_pattern(&self, id: PatternId) -> Result<()> {
+        let result = self.inner.delete_pattern(id).await;
+        self.patterns_deleted(&[id]);
+        result
+    }
+
+    async fn store_patterns(&self, patterns: &[Pattern]) -> Result<()> {
+        let result = self.inner.store_patterns(patterns).await;
+        self.patterns_stored(patterns.iter());
+        result
+    }
+
+    async fn get_patterns(&self, ids: &[PatternId]) -> Result<Vec<Option<Arc<Pattern>>>> {
+        self.fresh().await;
+        get_many(&self.patterns, ids, |wanted| async move {
+            self.inner.get_patterns(&wanted).await
+        })
+        .await
+    }
+
+    async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()> {
+        let result = self.inner.delete_patterns(ids).await;
+        self.patterns_deleted(ids);
+        result
+    }
+
+    async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {
+        self.fresh().await;
+        self.pattern_queries
+            .get_or_load_tracked(
+                query.clone(),
+                &[Dep::PatternWrites],
+                |items| deps::pattern_result(query, items),
+                || self.inner.query_patterns(query),
+            )
+            .await
+    }
+
+    async fn count_patterns(&self) -> Result<u64> {
+        self.inner.count_patterns().await
+    }
+
+    async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {
+        let result = self.inner.store_heuristic(heuristic).await;
+        self.heuristics.invalidate(&heuristic.id);
+        result
+    }
+
+    async fn get_heuristic(&self, id: HeuristicId) -> Result<Option<Arc<Heuristic>>> {
+        self.fresh().await;
+        self.heuristics
+            .get_or_load(id, || self.inner.get_heuristic(id))
+            .await
+    }
+
+    async fn delete_heuristic(&self, id: HeuristicId) -> Result<()> {
+        let result = self.inner.delete_heuristic(id).await;
+        self.heuristics.invalidate(&id);
+        result
+    }
+
+    async fn store_heuristics(&self, heuristics: &[Heuristic]) -> Result<()> {
+        let result = self.inner.store_heuristics(heuristics).await;
+        for heuristic in heuristics {
+            self.heuristics.invalidate(&heuristic.id);
+        }
+        result
+    }
+
+    async fn get_heuristics(&self, ids: &[HeuristicId]) -> Result<Vec<Option<Arc<Heuristic>>>> {
+        self.fresh().await;
+        get_many(&self.heuristics, ids, |wanted| async move {
+            self.inner.get_heuristics(&wanted).await
+        })
+        .await
+    }
+
+    async fn delete_heuristics(&self, ids: &[HeuristicId]) -> Result<()> {
+        let result = self.inner.delete_heuristics(ids).await;
+        for id in ids {
+            self.heuristics.invalidate(id);
+        }
+        result
+    }
+
+    async fn count_heuristics(&self) -> Result<u64> {
+        self.inner.count_heuristics().await
+    }
+}
