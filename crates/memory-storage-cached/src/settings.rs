@@ -19,7 +19,7 @@ use memory_cache_adaptive::ConfigError;
 /// assert!(CacheSettings::default().budget_bytes(0).validate().is_err());
 /// assert!(!CacheSettings::disabled().enabled);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheSettings {
     /// Whether to cache at all; off, a store is used directly and the cache costs nothing.
     pub enabled: bool,

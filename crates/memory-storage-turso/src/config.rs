@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use memory_core::{Problem, StorageError, ValidationError};
+use memory_storage_cached::CacheSettings;
 
 /// The environment variable naming a remote database (`libsql://`, `https://`, `http://`).
 pub const URL_ENV: &str = "TURSO_DATABASE_URL";
@@ -165,6 +166,9 @@ pub struct TursoConfig {
     pub compression_level: i32,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// The cache [`TursoStorage::open_cached`](crate::TursoStorage::open_cached) puts in
+    /// front (on by default; [`CacheSettings::disabled`] turns it off).
+    pub cache: CacheSettings,
 }
 
 impl TursoConfig {
@@ -185,6 +189,7 @@ impl TursoConfig {
             compression_threshold: 4 * 1024,
             compression_level: 3,
             retry: RetryPolicy::default(),
+            cache: CacheSettings::default(),
         }
     }
 
@@ -308,6 +313,12 @@ impl TursoConfig {
         self
     }
 
+    /// Sets the cache of [`TursoStorage::open_cached`](crate::TursoStorage::open_cached).
+    pub fn cache(mut self, cache: CacheSettings) -> Self {
+        self.cache = cache;
+        self
+    }
+
     /// Sets a replica's periodic sync (ignored by other locations).
     pub fn sync_interval(mut self, interval: Duration) -> Self {
         if let Location::Replica { sync_interval, .. } = &mut self.location {
@@ -340,6 +351,9 @@ impl TursoConfig {
                 "an in-memory database is one connection; the pool must hold exactly 1".into(),
             ));
         }
+        self.cache
+            .validate()
+            .map_err(|e| invalid(&format!("cache.{}", e.field), e.reason))?;
         if self.pool.checkout_timeout.is_zero() {
             return Err(invalid("pool.checkout_timeout", "must be positive".into()));
         }

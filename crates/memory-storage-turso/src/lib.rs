@@ -22,6 +22,7 @@
 
 mod config;
 mod error;
+mod own_writes;
 pub(crate) mod payload;
 mod pool;
 mod query;
@@ -31,6 +32,7 @@ mod store;
 mod table;
 
 pub use config::{AuthToken, Location, PoolConfig, RetryPolicy, TOKEN_ENV, TursoConfig, URL_ENV};
+pub use memory_storage_cached::{CacheSettings, CachedStorage};
 pub use pool::{PoolStats, PoolStatsSnapshot};
 pub use schema::SCHEMA_VERSION;
 pub use statements::{StatementCacheStats, StatementStatsSnapshot};

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use libsql::{Builder, Statement, Value};
 use memory_core::{
-    Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId,
-    Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError, validate_batch,
-    validate_ids,
+    ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic,
+    HeuristicId, Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError,
+    validate_batch, validate_ids,
 };
 
 use crate::config::{Location, TursoConfig};
 use crate::error::db;
+use crate::own_writes::OwnWrites;
 use crate::payload::{PayloadCodec, decode};
 use crate::pool::{Conn, Pool, PoolStats, PoolStatsSnapshot};
 use crate::query::{self, Sql};
@@ -85,6 +86,7 @@ struct Inner {
     config: TursoConfig,
     payload: PayloadCodec,
     replica: bool,
+    own_writes: OwnWrites,
 }
 
 impl std::fmt::Debug for TursoStorage {
@@ -155,6 +157,7 @@ impl TursoStorage {
                     level: config.compression_level,
                 },
                 replica: matches!(config.location, Location::Replica { .. }),
+                own_writes: OwnWrites::default(),
                 pool,
                 config,
             }),
@@ -212,6 +215,37 @@ impl TursoStorage {
         Ok(u64::try_from(value?).unwrap_or_default())
     }
 
+    /// Opens the store as [`open`](Self::open) does and puts the cache `config.cache`
+    /// describes in front of it, watching this store's generation for other writers; with
+    /// the cache disabled, returns the bare store.
+    ///
+    /// ```
+    /// use memory_storage_cached::CacheSettings;
+    /// use memory_storage_turso::{TursoConfig, TursoStorage};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let config = TursoConfig::local(dir.path().join("memory.db"));
+    /// let store = TursoStorage::open_cached(config.clone()).await?;
+    /// assert_eq!(store.count_episodes().await?, 0);
+    /// let bare = TursoStorage::open_cached(config.cache(CacheSettings::disabled())).await?;
+    /// assert_eq!(bare.count_episodes().await?, 0); // the bare store, nothing in between
+    /// # Ok::<(), anyhow::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open_cached(config: TursoConfig) -> Result<Arc<dyn StorageBackend>> {
+        let settings = config.cache.clone();
+        let store = Self::open(config).await?;
+        let signal: Arc<dyn ChangeSignal> = Arc::new(store.clone());
+        memory_storage_cached::layer(store, &settings, Some(signal)).map_err(|e| {
+            memory_core::ValidationError::new(
+                format!("cache.{}", e.field),
+                memory_core::Problem::Invalid(e.reason),
+            )
+            .into()
+        })
+    }
+
     /// Pulls the primary's latest changes into an embedded replica (other locations:
     /// nothing to do).
     pub async fn sync(&self) -> Result<()> {
@@ -264,7 +298,9 @@ impl TursoStorage {
                     .map(|(enc, bytes)| (item, enc, bytes))
             })
             .collect::<Result<Vec<_>>>()?;
-        with_conn!(self, conn => write(conn, async |conn| upsert_all(conn, &encoded).await))?;
+        let generation =
+            with_conn!(self, conn => write(conn, async |conn| upsert_all(conn, &encoded).await))?;
+        self.inner.own_writes.record(generation);
         self.after_write().await
     }
 
@@ -278,7 +314,9 @@ impl TursoStorage {
 
     async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
         validate_ids(ids, true)?;
-        with_conn!(self, conn => write(conn, async |conn| delete_all::<E>(conn, ids).await))?;
+        let generation =
+            with_conn!(self, conn => write(conn, async |conn| delete_all::<E>(conn, ids).await))?;
+        self.inner.own_writes.record(generation);
         self.after_write().await
     }
 
@@ -319,20 +357,21 @@ fn describe(location: &Location) -> String {
 }
 
 /// Runs `work` inside one immediate transaction on `conn`, bumping the store generation;
-/// any failure rolls everything back.
-async fn write<T>(conn: &mut Conn, work: impl AsyncFnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+/// any failure rolls everything back. Returns the generation this transaction produced.
+async fn write(conn: &mut Conn, work: impl AsyncFnOnce(&mut Conn) -> Result<()>) -> Result<u64> {
     conn.raw
         .execute("BEGIN IMMEDIATE", ())
         .await
         .map_err(|e| db("beginning a write transaction", e))?;
     let result = match work(conn).await {
-        Ok(value) => execute(
+        Ok(()) => single_integer(
             conn,
-            "UPDATE store_generation SET generation = generation + 1 WHERE id = 1",
+            "UPDATE store_generation SET generation = generation + 1 WHERE id = 1 \
+             RETURNING generation",
             Vec::new(),
         )
         .await
-        .map(|_| value),
+        .map(|generation| u64::try_from(generation).unwrap_or_default()),
         Err(e) => Err(e),
     };
     let committed = match result {
@@ -646,5 +685,20 @@ impl StorageBackend for TursoStorage {
     }
     async fn count_heuristics(&self) -> Result<u64> {
         self.count_items::<Heuristic>().await
+    }
+}
+
+/// The store generation is the change position: every write transaction of any client
+/// advances it by one, and this handle remembers which ones were its own. On an embedded
+/// replica the position is read from the replica, so other writers are noticed once the
+/// replica has synced them.
+#[async_trait]
+impl ChangeSignal for TursoStorage {
+    async fn change_position(&self) -> Result<u64> {
+        self.generation().await
+    }
+
+    fn written_elsewhere(&self, from: u64, to: u64) -> bool {
+        self.inner.own_writes.written_elsewhere(from, to)
     }
 }

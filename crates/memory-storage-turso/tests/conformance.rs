@@ -59,3 +59,30 @@ mod replica {
 
     memory_core::conformance_tests!(replica);
 }
+
+/// The cached decorator over a local file, watching the store's generation.
+mod cached_local_file {
+    use super::*;
+
+    async fn cached_local_file() -> anyhow::Result<Fixture> {
+        let dir = tempfile::tempdir()?;
+        let store =
+            TursoStorage::open_cached(TursoConfig::local(dir.path().join("memory.db"))).await?;
+        Ok(Fixture::from_arc(store).with_guard(dir))
+    }
+
+    memory_core::conformance_tests!(cached_local_file);
+}
+
+/// The cached decorator over a real sqld.
+mod cached_remote {
+    use super::*;
+
+    async fn cached_remote() -> anyhow::Result<Fixture> {
+        let server = support::Sqld::start().await?;
+        let store = TursoStorage::open_cached(TursoConfig::remote(server.url(), None)).await?;
+        Ok(Fixture::from_arc(store).with_guard(server))
+    }
+
+    memory_core::conformance_tests!(cached_remote);
+}
