@@ -1,0 +1,297 @@
+//! Model-based, concurrent: several tasks run random writes, batch writes, deletes, gets,
+//! batch gets and domain queries through one `CachedStorage` over the in-memory reference
+//! backend. Each episode id has one writing task, which numbers its versions; every read
+//! checks that what it got is no older than the last write of that id acknowledged before
+//! the read began (and is a version that was really written).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use memory_core::{
+    Episode, EpisodeId, EpisodeQuery, InMemoryStorage, StorageBackend, TaskContext, TaskType,
+};
+use memory_storage_cached::{CacheSettings, CachedStorage};
+use parking_lot::Mutex;
+use proptest::prelude::*;
+
+const TASKS: usize = 3;
+const IDS_PER_TASK: usize = 6;
+const DOMAINS: [&str; 3] = ["web", "cli", "db"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Store { slot: usize, domain: usize },
+    StoreBatch { slots: Vec<usize>, domain: usize },
+    Delete { slot: usize },
+    Get { id: usize },
+    GetMany { ids: Vec<usize> },
+    Query { domain: Option<usize> },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let any_id = 0..TASKS * IDS_PER_TASK;
+    prop_oneof![
+        3 => (0..IDS_PER_TASK, 0..DOMAINS.len()).prop_map(|(slot, domain)| Op::Store { slot, domain }),
+        1 => (proptest::sample::subsequence((0..IDS_PER_TASK).collect::<Vec<_>>(), 1..4), 0..DOMAINS.len())
+            .prop_map(|(slots, domain)| Op::StoreBatch { slots, domain }),
+        1 => (0..IDS_PER_TASK).prop_map(|slot| Op::Delete { slot }),
+        4 => any_id.clone().prop_map(|id| Op::Get { id }),
+        1 => proptest::collection::vec(any_id, 1..5).prop_map(|ids| Op::GetMany { ids }),
+        2 => proptest::option::of(0..DOMAINS.len()).prop_map(|domain| Op::Query { domain }),
+    ]
+}
+
+/// One version of an id: `None` deleted (or never written: version 0).
+type State = Option<&'static str>;
+
+/// Per id: every version issued (index = version) and the last acknowledged one.
+struct History {
+    versions: Vec<State>,
+    acked: usize,
+}
+
+struct Model {
+    ids: Vec<EpisodeId>,
+    histories: Vec<Mutex<History>>,
+}
+
+impl Model {
+    fn new() -> Self {
+        Model {
+            ids: (0..TASKS * IDS_PER_TASK)
+                .map(|_| EpisodeId::new())
+                .collect(),
+            histories: (0..TASKS * IDS_PER_TASK)
+                .map(|_| {
+                    Mutex::new(History {
+                        versions: vec![None],
+                        acked: 0,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn issue(&self, index: usize, state: State) -> usize {
+        let mut history = self.histories[index].lock();
+        history.versions.push(state);
+        history.versions.len() - 1
+    }
+
+    fn ack(&self, index: usize, version: usize) {
+        let mut history = self.histories[index].lock();
+        history.acked = history.acked.max(version);
+    }
+
+    fn acked(&self) -> Vec<usize> {
+        self.histories.iter().map(|h| h.lock().acked).collect()
+    }
+
+    fn index_of(&self, id: EpisodeId) -> Option<usize> {
+        self.ids.iter().position(|i| *i == id)
+    }
+
+    /// Whether some version from `since` on satisfies `ok`.
+    fn seen_since(&self, index: usize, since: usize, ok: impl Fn(usize, State) -> bool) -> bool {
+        let history = self.histories[index].lock();
+        history
+            .versions
+            .iter()
+            .enumerate()
+            .skip(since)
+            .any(|(v, s)| ok(v, *s))
+    }
+}
+
+fn episode(id: EpisodeId, version: usize, domain: &str) -> Episode {
+    let mut e = Episode::new(
+        TaskType::Testing,
+        format!("v{version}"),
+        TaskContext::new(domain),
+    );
+    e.id = id;
+    e
+}
+
+fn version_of(e: &Episode) -> usize {
+    e.description[1..].parse().unwrap()
+}
+
+/// Checks a get of `index` that began when `since` was acknowledged.
+fn check_get(
+    model: &Model,
+    index: usize,
+    since: usize,
+    got: Option<&Episode>,
+) -> Result<(), String> {
+    let ok = match got {
+        Some(e) => {
+            let v = version_of(e);
+            model.seen_since(index, since, |w, s| {
+                w == v && s == Some(e.context.domain.as_str())
+            })
+        }
+        None => model.seen_since(index, since, |_, s| s.is_none()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "id {index}: read {:?} but version {since} was acknowledged before the read",
+            got.map(|e| (version_of(e), e.context.domain.clone()))
+        ))
+    }
+}
+
+async fn run_task(
+    store: Arc<CachedStorage<InMemoryStorage>>,
+    model: Arc<Model>,
+    task: usize,
+    ops: Vec<Op>,
+) -> Result<(), String> {
+    let own = |slot: usize| task * IDS_PER_TASK + slot;
+    for op in ops {
+        match op {
+            Op::Store { slot, domain } => {
+                let index = own(slot);
+                let v = model.issue(index, Some(DOMAINS[domain]));
+                store
+                    .store_episode(&episode(model.ids[index], v, DOMAINS[domain]))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                model.ack(index, v);
+            }
+            Op::StoreBatch { slots, domain } => {
+                let versions: Vec<(usize, usize)> = slots
+                    .iter()
+                    .map(|s| (own(*s), model.issue(own(*s), Some(DOMAINS[domain]))))
+                    .collect();
+                let batch: Vec<Episode> = versions
+                    .iter()
+                    .map(|(i, v)| episode(model.ids[*i], *v, DOMAINS[domain]))
+                    .collect();
+                store
+                    .store_episodes(&batch)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for (i, v) in versions {
+                    model.ack(i, v);
+                }
+            }
+            Op::Delete { slot } => {
+                let index = own(slot);
+                let exists = model.histories[index]
+                    .lock()
+                    .versions
+                    .last()
+                    .is_some_and(|s| s.is_some());
+                let v = model.issue(index, None);
+                let result = store.delete_episode(model.ids[index]).await;
+                match (exists, result) {
+                    (true, Ok(())) => {}
+                    (false, Err(e)) if e.kind() == memory_core::ErrorKind::NotFound => {}
+                    (exists, other) => {
+                        return Err(format!("delete of existing={exists}: {other:?}"));
+                    }
+                }
+                model.ack(index, v);
+            }
+            Op::Get { id } => {
+                let since = model.acked()[id];
+                let got = store
+                    .get_episode(model.ids[id])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                check_get(&model, id, since, got.as_deref())?;
+            }
+            Op::GetMany { ids } => {
+                let acked = model.acked();
+                let wanted: Vec<EpisodeId> = ids.iter().map(|i| model.ids[*i]).collect();
+                let got = store
+                    .get_episodes(&wanted)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for (i, item) in ids.iter().zip(got) {
+                    check_get(&model, *i, acked[*i], item.as_deref())?;
+                }
+            }
+            Op::Query { domain } => {
+                let acked = model.acked();
+                let mut query = EpisodeQuery::new().limit(100);
+                if let Some(d) = domain {
+                    query = query.domain(DOMAINS[d]);
+                }
+                let page = store
+                    .query_episodes(&query)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut found: HashMap<usize, &Episode> = HashMap::new();
+                for e in &page.items {
+                    let index = model.index_of(e.id).ok_or("unknown id in a page")?;
+                    found.insert(index, e);
+                }
+                for (index, since) in acked.iter().enumerate() {
+                    let matches =
+                        |s: State| s.is_some_and(|d| domain.is_none_or(|q| DOMAINS[q] == d));
+                    let ok = match found.get(&index) {
+                        Some(e) => {
+                            let v = version_of(e);
+                            model.seen_since(index, *since, |w, s| w == v && matches(s))
+                        }
+                        None => model.seen_since(index, *since, |_, s| !matches(s)),
+                    };
+                    if !ok {
+                        return Err(format!(
+                            "query {domain:?}: id {index} {} but version {since} was acknowledged before",
+                            if found.contains_key(&index) {
+                                "stale in the page"
+                            } else {
+                                "missing from the page"
+                            }
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_read_is_older_than_an_acknowledged_write(
+        tasks in proptest::collection::vec(proptest::collection::vec(op(), 1..30), TASKS)
+    ) {
+        let rt = runtime();
+        let store = Arc::new(
+            CachedStorage::new(InMemoryStorage::new(), &CacheSettings::default().budget_bytes(1 << 20)).unwrap(),
+        );
+        let model = Arc::new(Model::new());
+        let results = rt.block_on(async {
+            let handles: Vec<_> = tasks
+                .into_iter()
+                .enumerate()
+                .map(|(t, ops)| tokio::spawn(run_task(store.clone(), model.clone(), t, ops)))
+                .collect();
+            let mut results = Vec::new();
+            for h in handles {
+                results.push(h.await.unwrap());
+            }
+            results
+        });
+        for result in results {
+            prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+        }
+    }
+}
