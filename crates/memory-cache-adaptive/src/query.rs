@@ -158,24 +158,8 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
-        if let Some(result) = self.get(&query) {
-            return Ok(result);
-        }
-        let hash = self.entries.hash(&query);
-        self.entries
-            .load(
-                query,
-                hash,
-                || self.marks(deps),
-                loader,
-                |cache, query, hash, result: &R, marks| {
-                    let cached = Arc::new(Cached {
-                        result: result.clone(),
-                        marks: marks.into(),
-                    });
-                    cache.store(query, hash, Slot::Present(cached), marks)
-                },
-            )
+        // The result depends on exactly what was marked when the load began.
+        self.load_and_store(query, deps, |_, begun| begun.into(), loader)
             .await
     }
 
@@ -221,6 +205,30 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<R, E>>,
     {
+        self.load_and_store(
+            query,
+            guard,
+            |result, _| self.marks(&deps_of(result)),
+            loader,
+        )
+        .await
+    }
+
+    /// The shared body of both loads: serve a hit, else join or run the load marked with
+    /// `begin` deps, and store the result (depending on `result_marks`) only if those deps
+    /// and the result's own are still current when it lands.
+    async fn load_and_store<E, F, Fut>(
+        &self,
+        query: Q,
+        begin: &[D],
+        result_marks: impl FnOnce(&R, &[Mark]) -> Box<[Mark]>,
+        loader: F,
+    ) -> Result<R, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
         if let Some(result) = self.get(&query) {
             return Ok(result);
         }
@@ -229,12 +237,11 @@ where
             .load(
                 query,
                 hash,
-                || self.marks(guard),
+                || self.marks(begin),
                 loader,
-                |cache, query, hash, result: &R, guard_marks| {
-                    let marks = self.marks(&deps_of(result));
-                    let only_if: Vec<Mark> =
-                        guard_marks.iter().chain(marks.iter()).copied().collect();
+                |cache, query, hash, result: &R, begun| {
+                    let marks = result_marks(result, begun);
+                    let only_if: Vec<Mark> = begun.iter().chain(marks.iter()).copied().collect();
                     let cached = Arc::new(Cached {
                         result: result.clone(),
                         marks,

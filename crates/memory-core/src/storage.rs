@@ -124,7 +124,7 @@ pub trait StorageBackend: Send + Sync {
 /// ```
 #[async_trait]
 pub trait ChangeSignal: Send + Sync {
-    /// The store's current write position, read from the store itself (one indexed read).
+    /// The store's current write position, read from the store itself.
     async fn change_position(&self) -> Result<u64>;
 
     /// Whether any write after position `from` up to and including `to` was made by someone

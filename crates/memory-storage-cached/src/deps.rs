@@ -38,47 +38,65 @@ pub(crate) fn domain_key(domain: &str) -> u64 {
     foldhash::fast::FixedState::default().hash_one(domain)
 }
 
+/// What a result depends on: its reach (`domain`'s dep, or `any` without a domain filter)
+/// and each item in it.
+fn result_deps(
+    domain: Option<&str>,
+    by_domain: fn(u64) -> Dep,
+    any: Dep,
+    items: impl Iterator<Item = Dep>,
+) -> Vec<Dep> {
+    let reach = domain.map_or(any, |d| by_domain(domain_key(d)));
+    std::iter::once(reach).chain(items).collect()
+}
+
 /// What a page of `query` depends on.
 pub(crate) fn episode_page(query: &EpisodeQuery, page: &EpisodePage) -> Vec<Dep> {
-    let reach = match &query.domain {
-        Some(domain) => Dep::EpisodeDomain(domain_key(domain)),
-        None => Dep::AnyEpisode,
-    };
-    std::iter::once(reach)
-        .chain(page.items.iter().map(|e| Dep::Episode(e.id)))
-        .collect()
+    let items = page.items.iter().map(|e| Dep::Episode(e.id));
+    result_deps(
+        query.domain.as_deref(),
+        Dep::EpisodeDomain,
+        Dep::AnyEpisode,
+        items,
+    )
 }
 
 /// What the result of a pattern `query` depends on.
 pub(crate) fn pattern_result(query: &PatternQuery, items: &[std::sync::Arc<Pattern>]) -> Vec<Dep> {
-    let reach = match &query.domain {
-        Some(domain) => Dep::PatternDomain(domain_key(domain)),
-        None => Dep::AnyPattern,
-    };
-    std::iter::once(reach)
-        .chain(items.iter().map(|p| Dep::Pattern(p.id)))
-        .collect()
+    let items = items.iter().map(|p| Dep::Pattern(p.id));
+    result_deps(
+        query.domain.as_deref(),
+        Dep::PatternDomain,
+        Dep::AnyPattern,
+        items,
+    )
 }
 
-/// The dependencies a batch of stored episodes (id, domain) invalidates, after the guard,
-/// each once.
+/// What stored items (their own dep, their domain) invalidate after the guard, each once:
+/// `any`, every item and every domain.
+fn stored<'a>(
+    any: Dep,
+    by_domain: fn(u64) -> Dep,
+    items: impl Iterator<Item = (Dep, &'a str)>,
+) -> Vec<Dep> {
+    let mut deps = vec![any];
+    for (item, domain) in items {
+        deps.push(item);
+        deps.push(by_domain(domain_key(domain)));
+    }
+    dedup(deps)
+}
+
+/// What a batch of stored episodes (id, domain) invalidates, after the guard.
 pub(crate) fn stored_episodes<'a>(items: impl Iterator<Item = (EpisodeId, &'a str)>) -> Vec<Dep> {
-    let mut deps = vec![Dep::AnyEpisode];
-    for (id, domain) in items {
-        deps.push(Dep::Episode(id));
-        deps.push(Dep::EpisodeDomain(domain_key(domain)));
-    }
-    dedup(deps)
+    let items = items.map(|(id, domain)| (Dep::Episode(id), domain));
+    stored(Dep::AnyEpisode, Dep::EpisodeDomain, items)
 }
 
-/// The dependencies a batch of stored patterns (id, domain) invalidates, after the guard.
+/// What a batch of stored patterns (id, domain) invalidates, after the guard.
 pub(crate) fn stored_patterns<'a>(items: impl Iterator<Item = (PatternId, &'a str)>) -> Vec<Dep> {
-    let mut deps = vec![Dep::AnyPattern];
-    for (id, domain) in items {
-        deps.push(Dep::Pattern(id));
-        deps.push(Dep::PatternDomain(domain_key(domain)));
-    }
-    dedup(deps)
+    let items = items.map(|(id, domain)| (Dep::Pattern(id), domain));
+    stored(Dep::AnyPattern, Dep::PatternDomain, items)
 }
 
 fn dedup(mut deps: Vec<Dep>) -> Vec<Dep> {

@@ -185,41 +185,71 @@ impl<S: StorageBackend> CachedStorage<S> {
     }
 
     fn episodes_stored<'a>(&self, items: impl Iterator<Item = &'a Episode> + Clone) {
-        // The guard first: a query read that lands after it is not stored, and one that
-        // landed before it marked dependencies that are bumped below.
-        self.episode_queries.invalidate(&Dep::EpisodeWrites);
-        for episode in items.clone() {
-            self.episodes.invalidate(&episode.id);
-        }
-        for dep in deps::stored_episodes(items.map(|e| (e.id, e.context.domain.as_str()))) {
-            self.episode_queries.invalidate(&dep);
-        }
+        let deps = deps::stored_episodes(items.clone().map(|e| (e.id, e.context.domain.as_str())));
+        written(
+            &self.episodes,
+            &self.episode_queries,
+            Dep::EpisodeWrites,
+            items.map(|e| e.id),
+            &deps,
+        );
     }
 
     fn episodes_deleted(&self, ids: &[EpisodeId]) {
-        self.episode_queries.invalidate(&Dep::EpisodeWrites);
-        for id in ids {
-            self.episodes.invalidate(id);
-            self.episode_queries.invalidate(&Dep::Episode(*id));
-        }
+        let deps: Vec<Dep> = ids.iter().map(|id| Dep::Episode(*id)).collect();
+        written(
+            &self.episodes,
+            &self.episode_queries,
+            Dep::EpisodeWrites,
+            ids.iter().copied(),
+            &deps,
+        );
     }
 
     fn patterns_stored<'a>(&self, items: impl Iterator<Item = &'a Pattern> + Clone) {
-        self.pattern_queries.invalidate(&Dep::PatternWrites);
-        for pattern in items.clone() {
-            self.patterns.invalidate(&pattern.id);
-        }
-        for dep in deps::stored_patterns(items.map(|p| (p.id, p.domain.as_str()))) {
-            self.pattern_queries.invalidate(&dep);
-        }
+        let deps = deps::stored_patterns(items.clone().map(|p| (p.id, p.domain.as_str())));
+        written(
+            &self.patterns,
+            &self.pattern_queries,
+            Dep::PatternWrites,
+            items.map(|p| p.id),
+            &deps,
+        );
     }
 
     fn patterns_deleted(&self, ids: &[PatternId]) {
-        self.pattern_queries.invalidate(&Dep::PatternWrites);
-        for id in ids {
-            self.patterns.invalidate(id);
-            self.pattern_queries.invalidate(&Dep::Pattern(*id));
-        }
+        let deps: Vec<Dep> = ids.iter().map(|id| Dep::Pattern(*id)).collect();
+        written(
+            &self.patterns,
+            &self.pattern_queries,
+            Dep::PatternWrites,
+            ids.iter().copied(),
+            &deps,
+        );
+    }
+}
+
+/// After a write of `ids`: the query guard first (a query read that lands after it is not
+/// stored, and one that landed before it marked dependencies bumped below), then the
+/// written ids' entries, then the query dependencies the write affects.
+fn written<I, T, Q, R>(
+    entities: &AdaptiveCache<I, Arc<T>>,
+    queries: &QueryCache<Q, Dep, R>,
+    guard: Dep,
+    ids: impl Iterator<Item = I>,
+    deps: &[Dep],
+) where
+    I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+    Q: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    R: Clone + Send + Sync + 'static,
+{
+    queries.invalidate(&guard);
+    for id in ids {
+        entities.invalidate(&id);
+    }
+    for dep in deps {
+        queries.invalidate(dep);
     }
 }
 
