@@ -138,7 +138,7 @@ where
                     max_entries,
                     max_weight,
                     window_share: f64::from(config.window_percent) / 100.0,
-                    cache_entries: config.max_entries,
+                    shards,
                 };
                 CachePadded::new(ShardSlot {
                     shard: CachePadded::new(Mutex::new(Shard::new(limits))),
@@ -506,6 +506,51 @@ where
         let stored = self.store(key, hash, slot, &[ticket.mark]);
         if !stored {
             Counters::bump(&self.inner.stats.local().loads_discarded);
+        }
+        stored
+    }
+
+    /// After the caller wrote `value` for `key` to the source (write-through): caches it,
+    /// unless `key` was written or invalidated since `ticket` was taken, before the write
+    /// began; then it removes `key` instead, since the other write may be the newer one.
+    /// Either way loads of `key` in flight are not stored when they land. Returns whether
+    /// `value` was cached.
+    ///
+    /// ```
+    /// use memory_cache_adaptive::{AdaptiveCache, CacheConfig};
+    ///
+    /// let cache: AdaptiveCache<u32, String> = AdaptiveCache::new(CacheConfig::new(100)).unwrap();
+    /// let ticket = cache.begin_load(&1);
+    /// // ... write "one" to the source ...
+    /// assert!(cache.complete_write(1, ticket, "one".to_string()));
+    /// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+    ///
+    /// let ticket = cache.begin_load(&1);
+    /// // ... write "uno" while another writer's update of key 1 lands in the cache:
+    /// cache.invalidate(&1);
+    /// assert!(!cache.complete_write(1, ticket, "uno".to_string()));
+    /// assert_eq!(cache.get(&1), None); // either may be newer: the next read loads
+    /// ```
+    pub fn complete_write(&self, key: K, ticket: LoadTicket<'_>, value: V) -> bool {
+        let hash = self.hash(&key);
+        // A write is an access of its own (unlike the insert after a read-through miss,
+        // whose read was counted already): written items compete for admission as read ones.
+        let slot = Slot::Present(value);
+        let weight = self.weigh(&key, &slot);
+        let stored = hash == ticket.hash
+            && self.with_shard(hash, |shard, ctx| {
+                // Checked and bumped under the shard mutex, which every store of this key
+                // takes: a load that began before this write either stored before us (and
+                // is replaced) or finds the bump and stores nothing. An invalidation bumps
+                // without the mutex, then removes under it: after us, removing our value.
+                if !self.inner.generations.is_current(ticket.mark) {
+                    return false;
+                }
+                self.inner.generations.bump(hash);
+                shard.insert(key.clone(), slot, weight, ctx)
+            });
+        if !stored {
+            self.invalidate(&key);
         }
         stored
     }

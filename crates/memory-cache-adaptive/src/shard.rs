@@ -153,9 +153,9 @@ pub(crate) struct Limits {
     pub(crate) max_weight: u64,
     /// The window's starting share of the shard, as a fraction.
     pub(crate) window_share: f64,
-    /// Entries of the whole cache: the climber samples cache-wide hit counters, so its
-    /// period is measured against the whole cache.
-    pub(crate) cache_entries: usize,
+    /// Shards of the whole cache: the climber samples cache-wide hit counters, so its
+    /// period is measured against the whole cache's entries (this shard's times this).
+    pub(crate) shards: usize,
 }
 
 const MIN_WINDOW_SHARE: f64 = 0.01;
@@ -172,24 +172,25 @@ struct Climber {
     previous_ratio: Option<f64>,
     hits_seen: u64,
     lookups_seen: u64,
-    period: u64,
 }
 
 impl Climber {
-    fn new(share: f64, cache_entries: usize) -> Self {
+    fn new(share: f64) -> Self {
         Climber {
             share,
             step: CLIMB_STEP,
             previous_ratio: None,
             hits_seen: 0,
             lookups_seen: 0,
-            period: (cache_entries as u64 * 10).max(5_000),
         }
     }
 
-    /// Moves the share after each sample period of lookups.
-    fn observe(&mut self, hits: u64, lookups: u64) {
-        if lookups.saturating_sub(self.lookups_seen) < self.period {
+    /// Moves the share after each sample period of lookups: ten per entry the cache holds
+    /// now. Held entries, not the entry bound: a cache bounded by bytes may hold far fewer
+    /// entries than its entry bound, and would then climb too slowly to adapt.
+    fn observe(&mut self, hits: u64, lookups: u64, entries: u64) {
+        let period = (entries * 10).max(5_000);
+        if lookups.saturating_sub(self.lookups_seen) < period {
             return;
         }
         let ratio = hits.saturating_sub(self.hits_seen) as f64
@@ -224,6 +225,9 @@ pub(crate) struct Shard<K> {
     limits: Limits,
     climber: Climber,
     writes_since_climb: u32,
+    /// Whether the shard has been at its bounds: before that the window share decides
+    /// nothing, and hit-ratio changes are the warm-up's, so the climber waits.
+    full: bool,
 }
 
 /// Writes between two looks of the climber at the cache's hit counters.
@@ -250,9 +254,10 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
             window_len: 0,
             len: 0,
             next_stamp: 0,
-            climber: Climber::new(limits.window_share, limits.cache_entries),
+            climber: Climber::new(limits.window_share),
             limits,
             writes_since_climb: 0,
+            full: false,
         }
     }
 }
@@ -364,10 +369,12 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
         );
         self.sweep(ctx);
         self.writes_since_climb += 1;
-        if self.writes_since_climb >= CLIMB_CHECK_EVERY {
+        if self.writes_since_climb >= CLIMB_CHECK_EVERY && self.full {
             self.writes_since_climb = 0;
             let (hits, lookups) = ctx.stats.hits_and_lookups();
-            self.climber.observe(hits, lookups);
+            let entries = (self.len * self.limits.shards) as u64;
+            self.climber.observe(hits, lookups, entries);
+            ctx.sketch.sample_for(self.len);
         }
         self.enforce(ctx);
         self.compact(ctx.index);
@@ -486,8 +493,10 @@ impl<K: Hash + Eq + Clone + Send + Sync> Shard<K> {
         }
     }
 
-    fn over_bounds(&self) -> bool {
-        self.len > self.limits.max_entries || self.weight() > self.limits.max_weight
+    fn over_bounds(&mut self) -> bool {
+        let over = self.len > self.limits.max_entries || self.weight() > self.limits.max_weight;
+        self.full |= over;
+        over
     }
 
     fn window_over_share(&self) -> bool {

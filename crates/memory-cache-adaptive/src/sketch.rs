@@ -3,8 +3,10 @@
 //! Four rows of 4-bit-saturating counters (held in bytes, saturating at 15) indexed by
 //! independent mixes of the key hash, behind a doorkeeper: a key's first access in a sample
 //! period only sets two bits of a bloom filter, so one-hit wonders (a scan) neither pollute
-//! the counters nor hasten their aging. After `sample` recorded accesses every counter is
-//! halved and the doorkeeper cleared, so the sketch forgets old popularity. Updates race
+//! the counters nor hasten their aging. After `sample` recorded accesses (ten per entry the
+//! shard holds, so a cache bounded by bytes with far fewer entries than its entry bound
+//! still ages at its real size) every counter is halved and the doorkeeper cleared, so the
+//! sketch forgets old popularity. Updates race
 //! benignly: a lost increment only makes an estimate slightly low.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -20,6 +22,9 @@ const SEEDS: [u64; ROWS] = [
     0x27D4_EB2F_1656_67C5,
 ];
 
+/// The shortest aging period: a nearly empty shard still counts a few hundred accesses.
+const MIN_SAMPLE: usize = 256;
+
 /// Additions a thread counts locally before adding them to a sketch's shared count.
 const ADDITIONS_BATCH: usize = 16;
 
@@ -34,7 +39,8 @@ pub(crate) struct FrequencySketch {
     mask: usize,
     /// Written on most increments: kept off the line of the read-only fields.
     additions: CachePadded<AtomicUsize>,
-    sample: usize,
+    sample: AtomicUsize,
+    max_sample: usize,
 }
 
 impl FrequencySketch {
@@ -48,8 +54,21 @@ impl FrequencySketch {
             door_mask: door_bits - 1,
             mask: width - 1,
             additions: CachePadded::new(AtomicUsize::new(0)),
-            sample: width.saturating_mul(10),
+            sample: AtomicUsize::new(width.saturating_mul(10)),
+            max_sample: width.saturating_mul(10),
         }
+    }
+
+    /// Sets the aging period for a full shard holding `entries` entries (writers call it):
+    /// ten accesses per entry, rounded up as the width is (a shard as large as its entry
+    /// bound ages exactly as a sketch sized for it would).
+    pub(crate) fn sample_for(&self, entries: usize) {
+        let sample = entries
+            .max(16)
+            .next_power_of_two()
+            .saturating_mul(10)
+            .clamp(MIN_SAMPLE.min(self.max_sample), self.max_sample);
+        self.sample.store(sample, Ordering::Relaxed);
     }
 
     fn index(&self, hash: u64, row: usize) -> usize {
@@ -113,13 +132,15 @@ impl FrequencySketch {
             return;
         }
         let before = self.additions.fetch_add(ADDITIONS_BATCH, Ordering::Relaxed);
-        if before < self.sample && before + ADDITIONS_BATCH >= self.sample {
-            self.age();
+        let sample = self.sample.load(Ordering::Relaxed);
+        // `>=` rather than crossing exactly: the period may have just shrunk below the count.
+        if before + ADDITIONS_BATCH >= sample {
+            self.age(sample);
         }
     }
 
     /// Halves every counter: popularity decays so a former favourite can be displaced.
-    fn age(&self) {
+    fn age(&self, sample: usize) {
         for counter in self.counters.iter() {
             let value = counter.load(Ordering::Relaxed);
             counter.store(value / 2, Ordering::Relaxed);
@@ -127,7 +148,7 @@ impl FrequencySketch {
         for word in self.doorkeeper.iter() {
             word.store(0, Ordering::Relaxed);
         }
-        self.additions.store(self.sample / 2, Ordering::Relaxed);
+        self.additions.store(sample / 2, Ordering::Relaxed);
     }
 }
 
@@ -146,7 +167,7 @@ mod tests {
         assert_eq!(sketch.estimate(3), 0);
         assert!(sketch.estimate(7) >= 1);
         assert!(sketch.estimate(42) > sketch.estimate(7));
-        for i in 0..sketch.sample as u64 {
+        for i in 0..sketch.sample.load(Ordering::Relaxed) as u64 {
             sketch.increment(1_000 + i);
         }
         assert!(sketch.estimate(42) < 10, "aging halves old counts");

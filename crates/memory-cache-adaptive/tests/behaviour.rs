@@ -426,3 +426,36 @@ fn a_query_read_overlapping_an_invalidation_is_not_stored() {
     assert_eq!(q.get(&web), Some(Arc::new(vec![1, 9])));
     assert_eq!(q.snapshot().loads_discarded, 1);
 }
+
+#[test]
+fn a_write_through_fences_off_loads_that_read_the_old_value() {
+    let (c, _) = cache(CacheConfig::new(100));
+    // A reader starts, reads the old value from the source; then a write happens and is
+    // written through; the reader's answer must not replace the written value.
+    let read = c.begin_load(&1);
+    let write = c.begin_load(&1);
+    assert!(c.complete_write(1, write, value(2)));
+    assert!(!c.complete_load(1, read, Some(value(1))));
+    assert_eq!(c.get(&1), Some(value(2)));
+}
+
+#[test]
+fn of_two_overlapping_write_throughs_neither_is_cached() {
+    // Which of two overlapping writes committed last is unknown to the cache: the first
+    // to finish caches its value and fences the other, which then removes the key.
+    let (c, _) = cache(CacheConfig::new(100));
+    let a = c.begin_load(&1);
+    let b = c.begin_load(&1);
+    assert!(c.complete_write(1, b, value(2)));
+    assert!(!c.complete_write(1, a, value(1)));
+    assert_eq!(c.get(&1), None);
+}
+
+#[test]
+fn a_write_through_too_heavy_to_cache_removes_the_old_value() {
+    let (c, _) = cache(CacheConfig::new(100).max_weight(1_000).shards(1));
+    c.insert(1, value(10));
+    let t = c.begin_load(&1);
+    assert!(!c.complete_write(1, t, value(5_000)));
+    assert_eq!(c.get(&1), None);
+}

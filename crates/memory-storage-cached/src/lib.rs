@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use memory_cache_adaptive::ConfigError;
 use memory_core::{ChangeSignal, StorageBackend};
-pub use settings::CacheSettings;
+pub use settings::{CachePart, CacheSettings};
 pub use store::{CachedStorage, CachedStorageStats};
 
 /// `inner` behind caches as `settings` say, watching `signal` for other writers; with the

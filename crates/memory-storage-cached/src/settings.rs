@@ -35,6 +35,9 @@ pub struct CacheSettings {
     /// the same file, other clients of the server). A foreign write is never served stale
     /// to a read that starts more than this long after the write committed.
     pub change_check_interval: Duration,
+    /// Whether a successful write also caches what it wrote (write-through), so that the
+    /// next read of it is a hit; off, writes only remove the entries they replace.
+    pub write_through: bool,
 }
 
 impl Default for CacheSettings {
@@ -45,6 +48,7 @@ impl Default for CacheSettings {
             negative_ttl: Some(Duration::from_secs(10)),
             max_age: Some(Duration::from_secs(600)),
             change_check_interval: Duration::from_millis(100),
+            write_through: true,
         }
     }
 }
@@ -82,6 +86,24 @@ impl CacheSettings {
         self
     }
 
+    /// The bytes `part` may hold: its share of [`budget_bytes`](Self::budget_bytes).
+    ///
+    /// ```
+    /// use memory_storage_cached::{CachePart, CacheSettings};
+    ///
+    /// let settings = CacheSettings::default().budget_bytes(10_000_000);
+    /// assert_eq!(settings.part_bytes(CachePart::Episodes), 7_000_000);
+    /// ```
+    pub fn part_bytes(&self, part: CachePart) -> u64 {
+        self.budget_bytes / 1000 * part.per_mille()
+    }
+
+    /// Sets whether writes cache what they wrote.
+    pub fn write_through(mut self, on: bool) -> Self {
+        self.write_through = on;
+        self
+    }
+
     /// Checks the values (only when enabled: a disabled cache has nothing to check).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field, reason: &str| {
@@ -112,6 +134,53 @@ impl CacheSettings {
     }
 }
 
+/// One of a [`CachedStorage`](crate::CachedStorage)'s caches, for its share of the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CachePart {
+    /// Episodes by id: 70 %.
+    Episodes,
+    /// `query_episodes` results: 15 %.
+    EpisodeQueries,
+    /// Patterns by id: 5 %.
+    Patterns,
+    /// `query_patterns` results: 5 %.
+    PatternQueries,
+    /// Heuristics by id: 5 %.
+    Heuristics,
+}
+
+impl CachePart {
+    /// Every part, whose shares add up to the whole budget.
+    pub const ALL: [CachePart; 5] = [
+        CachePart::Episodes,
+        CachePart::EpisodeQueries,
+        CachePart::Patterns,
+        CachePart::PatternQueries,
+        CachePart::Heuristics,
+    ];
+
+    /// Thousandths of the budget. Episodes are what agents read most and the largest
+    /// items; query pages hold episodes too.
+    pub fn per_mille(self) -> u64 {
+        match self {
+            CachePart::Episodes => 700,
+            CachePart::EpisodeQueries => 150,
+            CachePart::Patterns | CachePart::PatternQueries | CachePart::Heuristics => 50,
+        }
+    }
+}
+
 /// The smallest budget: below it every shard of the episode cache would hold less than one
 /// typical episode.
 pub(crate) const MIN_BUDGET: u64 = 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shares_add_up_to_the_budget() {
+        let total: u64 = CachePart::ALL.iter().map(|p| p.per_mille()).sum();
+        assert_eq!(total, 1000);
+    }
+}

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use memory_cache_adaptive::{
-    AdaptiveCache, CacheConfig, CacheStats, CacheStatsSnapshot, ConfigError, Lookup, QueryCache,
+    AdaptiveCache, CacheConfig, CacheStats, CacheStatsSnapshot, ConfigError, LoadTicket, Lookup,
+    QueryCache,
 };
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, Heuristic, HeuristicId,
@@ -13,14 +14,8 @@ use memory_core::{
 
 use crate::deps::{self, Dep};
 use crate::freshness::Freshness;
-use crate::settings::CacheSettings;
+use crate::settings::{CachePart, CacheSettings};
 
-/// Per-mille shares of the byte budget.
-const EPISODES: u64 = 700;
-const EPISODE_QUERIES: u64 = 150;
-const PATTERNS: u64 = 50;
-const PATTERN_QUERIES: u64 = 50;
-const HEURISTICS: u64 = 50;
 /// Bytes per entry assumed when sizing entry-count bounds: small enough that the byte
 /// budget is the bound that binds.
 const MIN_ENTRY_BYTES: u64 = 256;
@@ -29,8 +24,9 @@ const MIN_ENTRY_BYTES: u64 = 256;
 /// id (shared `Arc`s, loads of one id coalesced, "not found" remembered), and the results of
 /// `query_episodes` and `query_patterns`, all within one byte budget.
 ///
-/// Never stale for its own writes: every write invalidates what it affects before it
-/// returns, and a read that overlapped a write is returned but not cached. With a
+/// Never stale for its own writes: before a write returns, the entries it replaced hold
+/// what it wrote (write-through, [`CacheSettings::write_through`]) or are gone, the query
+/// results it affects are gone, and a read that overlapped it is returned but not cached. With a
 /// [`ChangeSignal`] (see [`with_change_signal`](Self::with_change_signal)) it also notices
 /// other writers within [`CacheSettings::change_check_interval`].
 ///
@@ -41,10 +37,13 @@ const MIN_ENTRY_BYTES: u64 = 256;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = CachedStorage::new(InMemoryStorage::new(), &CacheSettings::default())?;
 /// let episode = Episode::new(TaskType::Testing, "run the suite", TaskContext::new("cli"));
-/// store.store_episode(&episode).await?;
-/// assert_eq!(store.get_episode(episode.id).await?.as_deref(), Some(&episode)); // loads
-/// assert_eq!(store.get_episode(episode.id).await?.as_deref(), Some(&episode)); // cached
+/// store.store_episode(&episode).await?; // written through to the cache
+/// assert_eq!(store.get_episode(episode.id).await?.as_deref(), Some(&episode));
 /// assert_eq!(store.stats().episodes.hits, 1);
+/// let other = Episode::new(TaskType::Testing, "lint", TaskContext::new("cli"));
+/// assert_eq!(store.get_episode(other.id).await?, None); // a miss, remembered
+/// assert_eq!(store.get_episode(other.id).await?, None);
+/// assert_eq!((store.stats().episodes.misses, store.stats().episodes.negative_hits), (1, 1));
 /// # Ok::<(), anyhow::Error>(())
 /// # }).unwrap();
 /// ```
@@ -57,6 +56,7 @@ pub struct CachedStorage<S> {
     pattern_queries: QueryCache<PatternQuery, Dep, Vec<Arc<Pattern>>>,
     freshness: Option<Freshness>,
     check_interval: std::time::Duration,
+    write_through: bool,
 }
 
 /// What every cache of a [`CachedStorage`] counted.
@@ -76,8 +76,8 @@ pub struct CachedStorageStats {
     pub foreign_flushes: u64,
 }
 
-fn share(settings: &CacheSettings, per_mille: u64) -> CacheConfig {
-    let bytes = settings.budget_bytes / 1000 * per_mille;
+fn share(settings: &CacheSettings, part: CachePart) -> CacheConfig {
+    let bytes = settings.part_bytes(part);
     let entries = usize::try_from((bytes / MIN_ENTRY_BYTES).max(256)).unwrap_or(usize::MAX);
     let mut config = CacheConfig::new(entries).max_weight(bytes);
     config.max_age = settings.max_age;
@@ -87,12 +87,12 @@ fn share(settings: &CacheSettings, per_mille: u64) -> CacheConfig {
 
 fn entity_cache<E: Entity + Send + Sync + 'static>(
     settings: &CacheSettings,
-    per_mille: u64,
+    part: CachePart,
 ) -> std::result::Result<AdaptiveCache<E::Id, Arc<E>>, ConfigError>
 where
     E::Id: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
 {
-    AdaptiveCache::builder(share(settings, per_mille))
+    AdaptiveCache::builder(share(settings, part))
         .weigher(|_, item: &Arc<E>| codec::encoded_len(item.as_ref()) as u64)
         .build()
 }
@@ -110,15 +110,15 @@ impl<S: StorageBackend> CachedStorage<S> {
                     .into(),
             });
         }
-        let mut queries = share(settings, EPISODE_QUERIES);
+        let mut queries = share(settings, CachePart::EpisodeQueries);
         queries.negative_ttl = None;
-        let mut pattern_queries = share(settings, PATTERN_QUERIES);
+        let mut pattern_queries = share(settings, CachePart::PatternQueries);
         pattern_queries.negative_ttl = None;
         Ok(CachedStorage {
             inner,
-            episodes: entity_cache::<Episode>(settings, EPISODES)?,
-            patterns: entity_cache::<Pattern>(settings, PATTERNS)?,
-            heuristics: entity_cache::<Heuristic>(settings, HEURISTICS)?,
+            episodes: entity_cache::<Episode>(settings, CachePart::Episodes)?,
+            patterns: entity_cache::<Pattern>(settings, CachePart::Patterns)?,
+            heuristics: entity_cache::<Heuristic>(settings, CachePart::Heuristics)?,
             episode_queries: QueryCache::with_weigher(
                 queries,
                 |_, page: &EpisodePage| {
@@ -141,6 +141,7 @@ impl<S: StorageBackend> CachedStorage<S> {
             )?,
             freshness: None,
             check_interval: settings.change_check_interval,
+            write_through: settings.write_through,
         })
     }
 
@@ -184,14 +185,37 @@ impl<S: StorageBackend> CachedStorage<S> {
         }
     }
 
-    fn episodes_stored<'a>(&self, items: impl Iterator<Item = &'a Episode> + Clone) {
+    /// Write-through tickets for `ids`, taken before a write starts (none when off).
+    fn tickets<'c, I, T>(
+        &self,
+        cache: &'c AdaptiveCache<I, Arc<T>>,
+        ids: impl Iterator<Item = I>,
+    ) -> Vec<LoadTicket<'c>>
+    where
+        I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+    {
+        if self.write_through {
+            ids.map(|id| cache.begin_load(&id)).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn episodes_stored<'a>(
+        &self,
+        items: impl Iterator<Item = &'a Episode> + Clone,
+        tickets: Vec<LoadTicket<'_>>,
+        ok: bool,
+    ) {
         let deps = deps::stored_episodes(items.clone().map(|e| (e.id, e.context.domain.as_str())));
         written(
             &self.episodes,
             &self.episode_queries,
             Dep::EpisodeWrites,
-            items.map(|e| e.id),
+            items.clone().map(|e| e.id),
             &deps,
+            through(tickets, ok, items),
         );
     }
 
@@ -203,17 +227,24 @@ impl<S: StorageBackend> CachedStorage<S> {
             Dep::EpisodeWrites,
             ids.iter().copied(),
             &deps,
+            None,
         );
     }
 
-    fn patterns_stored<'a>(&self, items: impl Iterator<Item = &'a Pattern> + Clone) {
+    fn patterns_stored<'a>(
+        &self,
+        items: impl Iterator<Item = &'a Pattern> + Clone,
+        tickets: Vec<LoadTicket<'_>>,
+        ok: bool,
+    ) {
         let deps = deps::stored_patterns(items.clone().map(|p| (p.id, p.domain.as_str())));
         written(
             &self.patterns,
             &self.pattern_queries,
             Dep::PatternWrites,
-            items.map(|p| p.id),
+            items.clone().map(|p| p.id),
             &deps,
+            through(tickets, ok, items),
         );
     }
 
@@ -225,19 +256,56 @@ impl<S: StorageBackend> CachedStorage<S> {
             Dep::PatternWrites,
             ids.iter().copied(),
             &deps,
+            None,
         );
     }
+
+    /// Heuristics have no query cache: only their entries change.
+    fn heuristics_stored<'a>(
+        &self,
+        items: impl Iterator<Item = &'a Heuristic> + Clone,
+        tickets: Vec<LoadTicket<'_>>,
+        ok: bool,
+    ) {
+        match through(tickets, ok, items.clone()) {
+            Some((tickets, values)) => {
+                for ((item, ticket), value) in items.zip(tickets).zip(values) {
+                    self.heuristics.complete_write(item.id, ticket, value);
+                }
+            }
+            None => {
+                for item in items {
+                    self.heuristics.invalidate(&item.id);
+                }
+            }
+        }
+    }
+}
+
+/// What a successful write-through hands the entity cache: its tickets (taken before the
+/// write) and the written values, in the order of the written ids.
+type Through<'c, T> = Option<(Vec<LoadTicket<'c>>, Vec<Arc<T>>)>;
+
+/// The write-through for `items` if the write succeeded and tickets were taken.
+fn through<'c, 'a, T: Clone + 'a>(
+    tickets: Vec<LoadTicket<'c>>,
+    ok: bool,
+    items: impl Iterator<Item = &'a T>,
+) -> Through<'c, T> {
+    (ok && !tickets.is_empty()).then(|| (tickets, items.map(|i| Arc::new(i.clone())).collect()))
 }
 
 /// After a write of `ids`: the query guard first (a query read that lands after it is not
 /// stored, and one that landed before it marked dependencies bumped below), then the
-/// written ids' entries, then the query dependencies the write affects.
+/// written ids' entries (cached anew with `through`, else removed), then the query
+/// dependencies the write affects.
 fn written<I, T, Q, R>(
     entities: &AdaptiveCache<I, Arc<T>>,
     queries: &QueryCache<Q, Dep, R>,
     guard: Dep,
     ids: impl Iterator<Item = I>,
     deps: &[Dep],
+    through: Through<'_, T>,
 ) where
     I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     T: Send + Sync + 'static,
@@ -245,8 +313,17 @@ fn written<I, T, Q, R>(
     R: Clone + Send + Sync + 'static,
 {
     queries.invalidate(&guard);
-    for id in ids {
-        entities.invalidate(&id);
+    match through {
+        Some((tickets, values)) => {
+            for ((id, ticket), value) in ids.zip(tickets).zip(values) {
+                entities.complete_write(id, ticket, value);
+            }
+        }
+        None => {
+            for id in ids {
+                entities.invalidate(&id);
+            }
+        }
     }
     for dep in deps {
         queries.invalidate(dep);
@@ -309,9 +386,10 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn store_episode(&self, episode: &Episode) -> Result<()> {
+        let tickets = self.tickets(&self.episodes, std::iter::once(episode.id));
         let result = self.inner.store_episode(episode).await;
         // Also after an error: a remote write may have committed before its answer was lost.
-        self.episodes_stored(std::iter::once(episode));
+        self.episodes_stored(std::iter::once(episode), tickets, result.is_ok());
         result
     }
 
@@ -329,8 +407,9 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn store_episodes(&self, episodes: &[Episode]) -> Result<()> {
+        let tickets = self.tickets(&self.episodes, episodes.iter().map(|e| e.id));
         let result = self.inner.store_episodes(episodes).await;
-        self.episodes_stored(episodes.iter());
+        self.episodes_stored(episodes.iter(), tickets, result.is_ok());
         result
     }
 
@@ -365,8 +444,9 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn store_pattern(&self, pattern: &Pattern) -> Result<()> {
+        let tickets = self.tickets(&self.patterns, std::iter::once(pattern.id));
         let result = self.inner.store_pattern(pattern).await;
-        self.patterns_stored(std::iter::once(pattern));
+        self.patterns_stored(std::iter::once(pattern), tickets, result.is_ok());
         result
     }
 
@@ -384,8 +464,9 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn store_patterns(&self, patterns: &[Pattern]) -> Result<()> {
+        let tickets = self.tickets(&self.patterns, patterns.iter().map(|p| p.id));
         let result = self.inner.store_patterns(patterns).await;
-        self.patterns_stored(patterns.iter());
+        self.patterns_stored(patterns.iter(), tickets, result.is_ok());
         result
     }
 
@@ -420,8 +501,9 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {
+        let tickets = self.tickets(&self.heuristics, std::iter::once(heuristic.id));
         let result = self.inner.store_heuristic(heuristic).await;
-        self.heuristics.invalidate(&heuristic.id);
+        self.heuristics_stored(std::iter::once(heuristic), tickets, result.is_ok());
         result
     }
 
@@ -439,10 +521,9 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn store_heuristics(&self, heuristics: &[Heuristic]) -> Result<()> {
+        let tickets = self.tickets(&self.heuristics, heuristics.iter().map(|h| h.id));
         let result = self.inner.store_heuristics(heuristics).await;
-        for heuristic in heuristics {
-            self.heuristics.invalidate(&heuristic.id);
-        }
+        self.heuristics_stored(heuristics.iter(), tickets, result.is_ok());
         result
     }
 

