@@ -1,0 +1,436 @@
+//! [`RedbStorage`]: every [`StorageBackend`] operation on one redb file.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use memory_core::{
+    Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId,
+    Pattern, PatternId, PatternQuery, Problem, Result, StorageBackend, StorageError,
+    ValidationError, validate_batch, validate_ids,
+};
+use memory_storage_cached::CacheSettings;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
+
+use crate::error::{db, open};
+use crate::tables::{
+    self, EPISODES, EPISODES_BY_DOMAIN, EPISODES_BY_START, FORMAT_KEY, FORMAT_VERSION, META,
+    PATTERNS, PATTERNS_BY_DOMAIN, PATTERNS_BY_KIND, Row,
+};
+
+const NO_ID: [u8; 16] = [0; 16];
+const ALL_ID: [u8; 16] = [0xff; 16];
+
+/// An episodic-memory store in one redb file. Every write is one write transaction,
+/// committed durably (fsync) before it returns; a batch is all-or-nothing; secondary
+/// indexes change in the same transaction as the items. redb locks the file: a second
+/// handle, in this process or another, gets an [`ErrorKind::Locked`] error naming the path.
+///
+/// ```
+/// use memory_core::{Episode, StorageBackend, TaskContext, TaskType};
+/// use memory_storage_redb::RedbStorage;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let store = RedbStorage::open(dir.path().join("memory.redb"))?;
+/// let episode = Episode::new(TaskType::Testing, "run the suite", TaskContext::new("cli"));
+/// store.store_episode(&episode).await?;
+/// assert_eq!(store.get_episode(episode.id).await?.as_deref(), Some(&episode));
+/// // The file is locked while `store` lives.
+/// let again = RedbStorage::open(dir.path().join("memory.redb")).err().unwrap();
+/// assert_eq!(again.kind(), memory_core::ErrorKind::Locked);
+/// # Ok::<(), anyhow::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct RedbStorage {
+    db: Arc<Database>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for RedbStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStorage")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStorage {
+    /// Opens the store in the file at `path`, creating it if it does not exist. A file of
+    /// another program, or of a newer format, is refused, never rewritten.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::create(&path).map_err(|e| open(&path, e))?;
+        check_format(&db, &path)?;
+        Ok(RedbStorage {
+            db: Arc::new(db),
+            path: Arc::new(path),
+        })
+    }
+
+    /// Opens the store at `path` behind the shared caches of `memory-storage-cached`, as
+    /// `settings` say (disabled: the bare store). No change signal is needed: redb's lock
+    /// keeps every other writer out of the file.
+    ///
+    /// ```
+    /// use memory_storage_cached::CacheSettings;
+    /// use memory_storage_redb::RedbStorage;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = RedbStorage::open_cached(dir.path().join("m.redb"), &CacheSettings::default())?;
+    /// assert_eq!(store.count_episodes().await?, 0);
+    /// # Ok::<(), anyhow::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn open_cached(
+        path: impl AsRef<Path>,
+        settings: &CacheSettings,
+    ) -> Result<Arc<dyn StorageBackend>> {
+        let store = Self::open(path)?;
+        memory_storage_cached::layer(store, settings, None).map_err(|e| {
+            ValidationError::new(format!("cache.{}", e.field), Problem::Invalid(e.reason)).into()
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `write` in one write transaction on a blocking thread (a durable commit waits
+    /// for the disk) and commits it; an error rolls everything back.
+    async fn write<F>(&self, doing: &'static str, write: F) -> Result<()>
+    where
+        F: FnOnce(&redb::WriteTransaction) -> Result<()> + Send + 'static,
+    {
+        let database = Arc::clone(&self.db);
+        let task = tokio::task::spawn_blocking(move || {
+            let txn = database.begin_write().map_err(|e| db(doing, e))?;
+            match write(&txn) {
+                Ok(()) => txn.commit().map_err(|e| db(doing, e)),
+                Err(e) => {
+                    // Dropping the transaction aborts it too; aborting explicitly reports
+                    // its own failure, which the caller's error already supersedes.
+                    let _ = txn.abort();
+                    Err(e)
+                }
+            }
+        });
+        task.await.map_err(|e| {
+            StorageError::new(
+                ErrorKind::Internal,
+                format!("{doing}: the write task failed: {e}"),
+            )
+        })?
+    }
+
+    /// Stores already validated `items` in one transaction.
+    async fn store_items<E: Row>(&self, items: Vec<E>) -> Result<()> {
+        self.write("storing", move |txn| tables::put(txn, &items))
+            .await
+    }
+
+    async fn delete_items<E: Row>(&self, ids: Vec<E::Id>) -> Result<()> {
+        validate_ids(&ids, true)?;
+        self.write("deleting", move |txn| tables::delete::<E>(txn, &ids))
+            .await
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction> {
+        self.db.begin_read().map_err(|e| db("starting a read", e))
+    }
+
+    fn get_items<E: Row>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
+        let txn = self.read()?;
+        let table = match txn.open_table(E::TABLE) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; ids.len()]),
+            Err(e) => return Err(db("opening a table", e)),
+        };
+        ids.iter()
+            .map(|id| Ok(tables::get::<E>(&table, id)?.map(Arc::new)))
+            .collect()
+    }
+
+    fn count<E: Row>(&self) -> Result<u64> {
+        let txn = self.read()?;
+        match txn.open_table(E::TABLE) {
+            Ok(table) => table.len().map_err(|e| db("counting", e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(db("opening a table", e)),
+        }
+    }
+
+    fn query_episodes_now(&self, query: &EpisodeQuery) -> Result<EpisodePage> {
+        query.validate()?;
+        // The walk's exclusive upper end: the tighter of `until` and the cursor.
+        let mut upper: Option<(i64, [u8; 16])> = query.until.map(|t| (t.as_micros(), NO_ID));
+        if let Some(cursor) = query.cursor {
+            let key = (cursor.start_time().as_micros(), *cursor.id().as_bytes());
+            upper = Some(upper.map_or(key, |u| u.min(key)));
+        }
+        let since = query.since.map_or(i64::MIN, |t| t.as_micros());
+        let txn = self.read()?;
+        let episodes = match txn.open_table(EPISODES) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Ok(EpisodePage::from_overfetch(Vec::new(), query.limit));
+            }
+            Err(e) => return Err(db("opening the episodes", e)),
+        };
+        let wanted = query.limit.saturating_add(1);
+        let mut items: Vec<Arc<Episode>> = Vec::with_capacity(wanted.min(64));
+        let mut take = |id: &[u8; 16]| -> Result<bool> {
+            let id = EpisodeId::from_bytes(*id);
+            let episode = tables::get::<Episode>(&episodes, &id)?.ok_or_else(|| {
+                StorageError::corrupt(format!("the episode index names {id}, which is missing"))
+            })?;
+            if query.matches(&episode) {
+                items.push(Arc::new(episode));
+            }
+            Ok(items.len() < wanted)
+        };
+        let index_error = |e| db("walking an episode index", e);
+        match &query.domain {
+            Some(domain) => {
+                let index = txn
+                    .open_table(EPISODES_BY_DOMAIN)
+                    .map_err(|e| db("opening an index", e))?;
+                let low = (domain.as_str(), since, &NO_ID);
+                let range = match &upper {
+                    Some((t, id)) => index.range::<(&str, i64, &[u8; 16])>((
+                        Bound::Included(low),
+                        Bound::Excluded((domain.as_str(), *t, id)),
+                    )),
+                    None => index.range::<(&str, i64, &[u8; 16])>((
+                        Bound::Included(low),
+                        Bound::Included((domain.as_str(), i64::MAX, &ALL_ID)),
+                    )),
+                }
+                .map_err(index_error)?;
+                for entry in range.rev() {
+                    let (key, _) = entry.map_err(index_error)?;
+                    if !take(key.value().2)? {
+                        break;
+                    }
+                }
+            }
+            None => {
+                let index = txn
+                    .open_table(EPISODES_BY_START)
+                    .map_err(|e| db("opening an index", e))?;
+                let low = (since, &NO_ID);
+                let range = match &upper {
+                    Some((t, id)) => index.range::<(i64, &[u8; 16])>((
+                        Bound::Included(low),
+                        Bound::Excluded((*t, id)),
+                    )),
+                    None => index.range::<(i64, &[u8; 16])>((
+                        Bound::Included(low),
+                        Bound::Included((i64::MAX, &ALL_ID)),
+                    )),
+                }
+                .map_err(index_error)?;
+                for entry in range.rev() {
+                    let (key, _) = entry.map_err(index_error)?;
+                    if !take(key.value().1)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(EpisodePage::from_overfetch(items, query.limit))
+    }
+
+    fn query_patterns_now(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {
+        query.validate()?;
+        let txn = self.read()?;
+        let patterns = match txn.open_table(PATTERNS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db("opening the patterns", e)),
+        };
+        let index_error = |e| db("walking a pattern index", e);
+        // The narrowest index the query allows: its ids, or every id.
+        let ids: Vec<[u8; 16]> = match (&query.domain, query.kind) {
+            (Some(domain), _) => prefix_ids(&txn, PATTERNS_BY_DOMAIN, domain)?,
+            (None, Some(kind)) => prefix_ids(&txn, PATTERNS_BY_KIND, kind.as_str())?,
+            (None, None) => {
+                let mut ids = Vec::new();
+                for entry in patterns.iter().map_err(index_error)? {
+                    let (key, _) = entry.map_err(index_error)?;
+                    ids.push(*key.value());
+                }
+                ids
+            }
+        };
+        let mut found = Vec::new();
+        for id in ids {
+            let id = PatternId::from_bytes(id);
+            let pattern = tables::get::<Pattern>(&patterns, &id)?.ok_or_else(|| {
+                StorageError::corrupt(format!("a pattern index names {id}, which is missing"))
+            })?;
+            if query.matches(&pattern) {
+                found.push(Arc::new(pattern));
+            }
+        }
+        found.sort_by(|a, b| PatternQuery::order(a, b));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+}
+
+/// The ids under `prefix` in a `(prefix, id)` index.
+fn prefix_ids(
+    txn: &redb::ReadTransaction,
+    index: redb::TableDefinition<(&str, tables::IdKey), ()>,
+    prefix: &str,
+) -> Result<Vec<[u8; 16]>> {
+    let fail = |e| db("walking a pattern index", e);
+    let table = match txn.open_table(index) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(db("opening a pattern index", e)),
+    };
+    let mut ids = Vec::new();
+    for entry in table
+        .range::<(&str, &[u8; 16])>((prefix, &NO_ID)..=(prefix, &ALL_ID))
+        .map_err(fail)?
+    {
+        let (key, _) = entry.map_err(fail)?;
+        ids.push(*key.value().1);
+    }
+    Ok(ids)
+}
+
+/// Creates the format record in a new file; accepts this build's format; refuses a newer
+/// format and a file that holds tables but no format record (another program's file).
+fn check_format(database: &Database, path: &Path) -> Result<()> {
+    let doing = "checking the file format";
+    let txn = database.begin_write().map_err(|e| db(doing, e))?;
+    let existing = txn.list_tables().map_err(|e| db(doing, e))?;
+    let names: Vec<String> = existing.map(|t| t.name().to_string()).collect();
+    let version = {
+        let mut meta = txn.open_table(META).map_err(|e| db(doing, e))?;
+        let stored = meta
+            .get(FORMAT_KEY)
+            .map_err(|e| db(doing, e))?
+            .map(|v| v.value());
+        match stored {
+            Some(version) => version,
+            None if names.is_empty() => {
+                meta.insert(FORMAT_KEY, FORMAT_VERSION)
+                    .map_err(|e| db(doing, e))?;
+                FORMAT_VERSION
+            }
+            None => {
+                return Err(StorageError::corrupt(format!(
+                    "{} is a redb file without this store's format record (tables: {}); \
+                     refusing to use it",
+                    path.display(),
+                    names.join(", ")
+                )));
+            }
+        }
+    };
+    if version > FORMAT_VERSION {
+        return Err(StorageError::corrupt(format!(
+            "{} has format version {version}, newer than this build's {FORMAT_VERSION}: \
+             upgrade memory-storage-redb to open it",
+            path.display()
+        )));
+    }
+    // Version 1 is the first format: there is nothing older to migrate yet.
+    txn.commit().map_err(|e| db(doing, e))
+}
+
+#[async_trait]
+impl StorageBackend for RedbStorage {
+    fn backend_name(&self) -> &'static str {
+        "redb"
+    }
+
+    async fn store_episode(&self, episode: &Episode) -> Result<()> {
+        episode.validate()?;
+        self.store_items(vec![episode.clone()]).await
+    }
+    async fn get_episode(&self, id: EpisodeId) -> Result<Option<Arc<Episode>>> {
+        Ok(self.get_items::<Episode>(&[id])?.pop().flatten())
+    }
+    async fn delete_episode(&self, id: EpisodeId) -> Result<()> {
+        self.delete_items::<Episode>(vec![id]).await
+    }
+    async fn store_episodes(&self, episodes: &[Episode]) -> Result<()> {
+        validate_batch(episodes)?;
+        self.store_items(episodes.to_vec()).await
+    }
+    async fn get_episodes(&self, ids: &[EpisodeId]) -> Result<Vec<Option<Arc<Episode>>>> {
+        validate_ids(ids, false)?;
+        self.get_items(ids)
+    }
+    async fn delete_episodes(&self, ids: &[EpisodeId]) -> Result<()> {
+        self.delete_items::<Episode>(ids.to_vec()).await
+    }
+    async fn query_episodes(&self, query: &EpisodeQuery) -> Result<EpisodePage> {
+        self.query_episodes_now(query)
+    }
+    async fn count_episodes(&self) -> Result<u64> {
+        self.count::<Episode>()
+    }
+
+    async fn store_pattern(&self, pattern: &Pattern) -> Result<()> {
+        pattern.validate()?;
+        self.store_items(vec![pattern.clone()]).await
+    }
+    async fn get_pattern(&self, id: PatternId) -> Result<Option<Arc<Pattern>>> {
+        Ok(self.get_items::<Pattern>(&[id])?.pop().flatten())
+    }
+    async fn delete_pattern(&self, id: PatternId) -> Result<()> {
+        self.delete_items::<Pattern>(vec![id]).await
+    }
+    async fn store_patterns(&self, patterns: &[Pattern]) -> Result<()> {
+        validate_batch(patterns)?;
+        self.store_items(patterns.to_vec()).await
+    }
+    async fn get_patterns(&self, ids: &[PatternId]) -> Result<Vec<Option<Arc<Pattern>>>> {
+        validate_ids(ids, false)?;
+        self.get_items(ids)
+    }
+    async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()> {
+        self.delete_items::<Pattern>(ids.to_vec()).await
+    }
+    async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {
+        self.query_patterns_now(query)
+    }
+    async fn count_patterns(&self) -> Result<u64> {
+        self.count::<Pattern>()
+    }
+
+    async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {
+        heuristic.validate()?;
+        self.store_items(vec![heuristic.clone()]).await
+    }
+    async fn get_heuristic(&self, id: HeuristicId) -> Result<Option<Arc<Heuristic>>> {
+        Ok(self.get_items::<Heuristic>(&[id])?.pop().flatten())
+    }
+    async fn delete_heuristic(&self, id: HeuristicId) -> Result<()> {
+        self.delete_items::<Heuristic>(vec![id]).await
+    }
+    async fn store_heuristics(&self, heuristics: &[Heuristic]) -> Result<()> {
+        validate_batch(heuristics)?;
+        self.store_items(heuristics.to_vec()).await
+    }
+    async fn get_heuristics(&self, ids: &[HeuristicId]) -> Result<Vec<Option<Arc<Heuristic>>>> {
+        validate_ids(ids, false)?;
+        self.get_items(ids)
+    }
+    async fn delete_heuristics(&self, ids: &[HeuristicId]) -> Result<()> {
+        self.delete_items::<Heuristic>(ids.to_vec()).await
+    }
+    async fn count_heuristics(&self) -> Result<u64> {
+        self.count::<Heuristic>()
+    }
+}
