@@ -83,6 +83,18 @@ pub struct CachedStorageStats {
     pub foreign_flushes: u64,
 }
 
+/// Anything that reports what its caches counted (metrics read caches through this trait).
+pub trait CachedStats {
+    /// Every cache's counters as of now.
+    fn cached_stats(&self) -> CachedStorageStats;
+}
+
+impl<S: StorageBackend> CachedStats for CachedStorage<S> {
+    fn cached_stats(&self) -> CachedStorageStats {
+        self.stats()
+    }
+}
+
 fn share(settings: &CacheSettings, part: CachePart) -> CacheConfig {
     let bytes = settings.part_bytes(part);
     let entries = usize::try_from((bytes / MIN_ENTRY_BYTES).max(256)).unwrap_or(usize::MAX);
