@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use memory_cache_adaptive::{CacheStatsSnapshot, EvictionReason};
 use memory_storage_cached::CachedStats;
-use memory_storage_turso::{PoolStats, StatementCacheStats};
+use memory_storage_turso::{PoolStats, PoolStatsSnapshot, StatementCacheStats, WAIT_BUCKETS};
 use prometheus::core::{Collector, Desc, Describer};
-use prometheus::proto::MetricFamily;
+use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{CounterVec, GaugeVec, Opts};
 
 /// Whether a family only grows (a total) or goes up and down.
@@ -230,18 +230,6 @@ const POOL_FAMILIES: &[Family] = &[
         kind: Kind::Gauge,
     },
     Family {
-        name: "memory_pool_waits_total",
-        help: "Checkouts that found no free connection and waited.",
-        labels: &[],
-        kind: Kind::Counter,
-    },
-    Family {
-        name: "memory_pool_wait_seconds_total",
-        help: "Time checkouts spent waiting, in all.",
-        labels: &[],
-        kind: Kind::Counter,
-    },
-    Family {
         name: "memory_pool_timeouts_total",
         help: "Checkouts that gave up after the checkout timeout.",
         labels: &[],
@@ -261,11 +249,16 @@ const POOL_FAMILIES: &[Family] = &[
     },
 ];
 
+const WAIT_NAME: &str = "memory_pool_wait_seconds";
+const WAIT_HELP: &str = "How long checkouts that found no free connection waited (count: such \
+                         checkouts; sum: their total wait).";
+
 /// Exports a connection pool's counters from anything that reports [`PoolStats`] (the
-/// libSQL store).
+/// libSQL store), with its wait times as the histogram `memory_pool_wait_seconds`.
 pub struct PoolCollector<T> {
     source: Arc<T>,
     families: Families,
+    wait_desc: Desc,
 }
 
 impl<T: PoolStats + Send + Sync> PoolCollector<T> {
@@ -274,28 +267,65 @@ impl<T: PoolStats + Send + Sync> PoolCollector<T> {
         Ok(PoolCollector {
             source,
             families: Families::new(POOL_FAMILIES, store)?,
+            wait_desc: Opts::new(WAIT_NAME, WAIT_HELP)
+                .const_label("store", store)
+                .describe()?,
         })
+    }
+
+    /// The pool's own wait-time buckets as a Prometheus histogram (cumulative counts).
+    fn wait_histogram(&self, s: &PoolStatsSnapshot) -> MetricFamily {
+        let mut cumulative = 0;
+        let buckets = WAIT_BUCKETS
+            .iter()
+            .zip(s.wait_histogram)
+            .map(|(bound, count)| {
+                cumulative += count;
+                let mut bucket = Bucket::default();
+                bucket.set_upper_bound(bound.as_secs_f64());
+                bucket.set_cumulative_count(cumulative);
+                bucket
+            })
+            .collect();
+        let mut histogram = Histogram::default();
+        histogram.set_sample_count(s.wait_histogram.iter().sum());
+        histogram.set_sample_sum(s.wait_time.as_secs_f64());
+        histogram.set_bucket(buckets);
+        let mut label = LabelPair::default();
+        label.set_name("store".into());
+        label.set_value(self.families.store.clone());
+        let mut metric = Metric::default();
+        metric.set_label(vec![label]);
+        metric.set_histogram(histogram);
+        let mut family = MetricFamily::default();
+        family.set_name(WAIT_NAME.into());
+        family.set_help(WAIT_HELP.into());
+        family.set_field_type(MetricType::HISTOGRAM);
+        family.set_metric(vec![metric]);
+        family
     }
 }
 
 impl<T: PoolStats + Send + Sync> Collector for PoolCollector<T> {
     fn desc(&self) -> Vec<&Desc> {
-        self.families.descs.iter().collect()
+        let mut descs: Vec<&Desc> = self.families.descs.iter().collect();
+        descs.push(&self.wait_desc);
+        descs
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         let s = self.source.pool_stats();
-        self.families.collect(&[
+        let mut families = self.families.collect(&[
             (0, vec!["open"], s.open as f64),
             (0, vec!["in_use"], s.in_use as f64),
             (0, vec!["idle"], s.idle as f64),
             (1, vec![], s.max_size as f64),
-            (2, vec![], s.waits as f64),
-            (3, vec![], s.wait_time.as_secs_f64()),
-            (4, vec![], s.timeouts as f64),
-            (5, vec![], s.created as f64),
-            (6, vec![], s.discarded as f64),
-        ])
+            (2, vec![], s.timeouts as f64),
+            (3, vec![], s.created as f64),
+            (4, vec![], s.discarded as f64),
+        ]);
+        families.push(self.wait_histogram(&s));
+        families
     }
 }
 

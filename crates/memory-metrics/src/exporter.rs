@@ -9,6 +9,10 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Where the endpoint listens unless told otherwise: loopback only, port 9184.
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9184);
+
 /// A running metrics endpoint; [`shutdown`](Self::shutdown) stops it cleanly (dropping it
 /// stops it too).
 pub struct MetricsServer {
@@ -70,9 +74,9 @@ fn respond(registry: &Registry, request: &Request<Body>) -> Response<Body> {
     }
 }
 
-/// Serves `registry` at `GET /metrics` on `addr` (use a loopback address such as
-/// `127.0.0.1:9184` unless the endpoint must be reachable from elsewhere: it exposes
-/// counts and timings, never stored data). Must be called inside a tokio runtime.
+/// Serves `registry` at `GET /metrics` on `addr` ([`DEFAULT_ADDR`], loopback, unless the
+/// endpoint must be reachable from elsewhere: it exposes counts and timings, never stored
+/// data). Must be called inside a tokio runtime.
 ///
 /// ```
 /// use memory_metrics::serve_metrics;

@@ -18,5 +18,5 @@ mod instrumented;
 
 pub use buckets::{batch_items, latency_seconds};
 pub use collectors::{CacheCollector, PoolCollector, StatementCollector};
-pub use exporter::{MetricsServer, serve_metrics};
+pub use exporter::{DEFAULT_ADDR, MetricsServer, serve_metrics};
 pub use instrumented::{Instrumented, OPERATIONS, OperationMetrics};

@@ -176,8 +176,55 @@ async fn a_scrape_reports_what_the_workload_did() {
     let stmt_ratio = value(&text, "memory_statement_cache_hit_ratio", &[]).unwrap();
     assert!((stmt_ratio - stmt_hits / (stmt_hits + stmt_misses)).abs() < 1e-9);
 
+    assert!(memory_metrics::DEFAULT_ADDR.ip().is_loopback());
     // Anything but GET /metrics is a 404, and shutdown is clean.
     let uri: hyper::Uri = format!("http://{}/other", server.addr()).parse().unwrap();
     assert_eq!(hyper::Client::new().get(uri).await.unwrap().status(), 404);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_waits_are_a_histogram_that_agrees_with_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let turso = TursoStorage::open(TursoConfig::local(dir.path().join("w.db")).max_connections(1))
+        .await
+        .unwrap();
+    let registry = prometheus::Registry::new();
+    registry
+        .register(Box::new(
+            PoolCollector::new(Arc::new(turso.clone()), "w").unwrap(),
+        ))
+        .unwrap();
+    // A long batch holds the only connection; a count meanwhile has to wait for it.
+    let batch: Vec<_> = (0..5_000).map(samples::episode).collect();
+    let writer = {
+        let turso = turso.clone();
+        tokio::spawn(async move { turso.store_episodes(&batch).await })
+    };
+    while memory_storage_turso::PoolStats::pool_stats(&turso).in_use == 0 {
+        tokio::task::yield_now().await;
+    }
+    turso.count_episodes().await.unwrap();
+    writer.await.unwrap().unwrap();
+
+    let stats = memory_storage_turso::PoolStats::pool_stats(&turso);
+    assert!(stats.waits >= 1, "{stats:?}");
+    let server = serve_metrics(([127, 0, 0, 1], 0).into(), registry).unwrap();
+    let text = scrape(server.addr()).await;
+    let store = [("store", "w")];
+    assert_eq!(
+        value(&text, "memory_pool_wait_seconds_count", &store),
+        Some(stats.waits as f64)
+    );
+    let sum = value(&text, "memory_pool_wait_seconds_sum", &store).unwrap();
+    assert!((sum - stats.wait_time.as_secs_f64()).abs() < 1e-9);
+    assert_eq!(
+        value(
+            &text,
+            "memory_pool_wait_seconds_bucket",
+            &[("store", "w"), ("le", "+Inf")]
+        ),
+        Some(stats.waits as f64)
+    );
     server.shutdown().await.unwrap();
 }

@@ -33,7 +33,7 @@ mod table;
 
 pub use config::{AuthToken, Location, PoolConfig, RetryPolicy, TOKEN_ENV, TursoConfig, URL_ENV};
 pub use memory_storage_cached::{CacheSettings, CachedStorage};
-pub use pool::{PoolStats, PoolStatsSnapshot};
+pub use pool::{PoolStats, PoolStatsSnapshot, WAIT_BUCKETS, WAIT_SLOTS};
 pub use schema::SCHEMA_VERSION;
 pub use statements::{StatementCacheStats, StatementStatsSnapshot};
 pub use store::TursoStorage;

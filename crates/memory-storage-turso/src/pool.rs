@@ -37,6 +37,10 @@ pub struct PoolStatsSnapshot {
     pub waits: u64,
     /// Time checkouts spent waiting, in all.
     pub wait_time: Duration,
+    /// Waits by duration: `wait_histogram[i]` counts waits no longer than
+    /// [`WAIT_BUCKETS`]`[i]` and longer than the bound before; the last slot counts the
+    /// longer ones. Not cumulative; the counts add up to `waits`.
+    pub wait_histogram: [u64; WAIT_SLOTS],
     /// Checkouts that gave up after the checkout timeout.
     pub timeouts: u64,
     /// Connections opened.
@@ -45,10 +49,33 @@ pub struct PoolStatsSnapshot {
     pub discarded: u64,
 }
 
+/// Upper bounds of the pool's wait-time histogram: from a short contention blip to the
+/// longest checkout timeout one would configure.
+pub const WAIT_BUCKETS: [Duration; 14] = [
+    Duration::from_micros(10),
+    Duration::from_micros(50),
+    Duration::from_micros(100),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
+
+/// Slots of [`PoolStatsSnapshot::wait_histogram`]: one per bound plus "longer".
+pub const WAIT_SLOTS: usize = WAIT_BUCKETS.len() + 1;
+
 #[derive(Default)]
 struct Counters {
     waits: AtomicU64,
     wait_nanos: AtomicU64,
+    wait_histogram: [AtomicU64; WAIT_SLOTS],
     timeouts: AtomicU64,
     created: AtomicU64,
     discarded: AtomicU64,
@@ -131,9 +158,15 @@ impl Pool {
             Arc::clone(&self.permits).acquire_owned(),
         )
         .await;
+        let waited = started.elapsed();
         self.counters
             .wait_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+        let slot = WAIT_BUCKETS
+            .iter()
+            .position(|bound| waited <= *bound)
+            .unwrap_or(WAIT_BUCKETS.len());
+        self.counters.wait_histogram[slot].fetch_add(1, Ordering::Relaxed);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(StorageError::new(
@@ -204,6 +237,9 @@ impl Pool {
             idle,
             waits: self.counters.waits.load(Ordering::Relaxed),
             wait_time: Duration::from_nanos(self.counters.wait_nanos.load(Ordering::Relaxed)),
+            wait_histogram: std::array::from_fn(|i| {
+                self.counters.wait_histogram[i].load(Ordering::Relaxed)
+            }),
             timeouts: self.counters.timeouts.load(Ordering::Relaxed),
             created: self.counters.created.load(Ordering::Relaxed),
             discarded: self.counters.discarded.load(Ordering::Relaxed),

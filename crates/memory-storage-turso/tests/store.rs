@@ -188,6 +188,16 @@ async fn an_exhausted_pool_times_out_with_a_typed_error() -> anyhow::Result<()> 
     writer.await??;
     let stats = store.pool_stats();
     assert!(stats.timeouts >= 1 && stats.waits >= 1, "{stats:?}");
+    // Every wait is in the histogram; a 5 ms timeout lands at or above the 5 ms bound.
+    assert_eq!(stats.wait_histogram.iter().sum::<u64>(), stats.waits);
+    let five_ms = memory_storage_turso::WAIT_BUCKETS
+        .iter()
+        .position(|b| *b == Duration::from_millis(5))
+        .ok_or_else(|| anyhow::anyhow!("no 5 ms bound"))?;
+    assert!(
+        stats.wait_histogram[five_ms..].iter().sum::<u64>() >= 1,
+        "{stats:?}"
+    );
     assert_eq!(stats.in_use, 0);
     assert_eq!(store.count_episodes().await?, 5_000, "the pool works again");
     Ok(())
