@@ -27,6 +27,8 @@
 
 pub mod agent;
 pub mod replay;
+pub mod report;
+pub mod run;
 pub mod zipf;
 
 /// Popularity rank `rank` as an item of `0..n`: a bijection that scatters the popular items

@@ -1,0 +1,258 @@
+//! The standard run behind `memory-bench run`: load the standard data set into a libSQL
+//! store (a local file by default, or a server), run the agent-session workload through
+//! the cached store, and measure what the Phase 3 plan's dashboard lists.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use memory_cache_adaptive::CacheConfig;
+use memory_cache_adaptive::simulator::belady;
+use memory_core::{ChangeSignal, Episode, StorageBackend};
+use memory_storage_cached::{CachePart, CacheSettings, CachedStorage, CachedStorageStats};
+use memory_storage_turso::{StatementCacheStats, TursoConfig, TursoStorage};
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{self, AgentWorkload};
+use crate::replay::{self, Timings};
+
+/// How big a run is and where it runs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Episodes in the data set.
+    pub history: u64,
+    /// Sessions to warm up, and as many counted after.
+    pub sessions: usize,
+    /// A libSQL server instead of a local file in a temporary folder.
+    pub remote: Option<TursoConfig>,
+    /// Draw progress bars on the terminal.
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// The standard run: the standard data set, 20,000 + 20,000 sessions.
+    pub fn standard() -> Self {
+        RunOptions {
+            history: agent::STANDARD_HISTORY,
+            sessions: 20_000,
+            remote: None,
+            progress: true,
+        }
+    }
+
+    /// A run that finishes in well under a minute: 5,000 episodes, 2,000 + 2,000 sessions.
+    pub fn quick() -> Self {
+        RunOptions {
+            history: 5_000,
+            sessions: 2_000,
+            ..Self::standard()
+        }
+    }
+}
+
+/// Percentiles of one operation's latency, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Calls measured.
+    pub calls: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 95th percentile.
+    pub p95_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Self {
+        let us = |q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
+        Latency {
+            calls: h.len(),
+            p50_us: us(0.50),
+            p95_us: us(0.95),
+            p99_us: us(0.99),
+        }
+    }
+}
+
+/// Everything one run measured (the JSON result).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Logical cores of the machine.
+    pub cores: usize,
+    /// `local file` or `remote`.
+    pub location: String,
+    /// Episodes in the data set.
+    pub history: u64,
+    /// Sessions counted (after as many to warm up).
+    pub sessions: usize,
+    /// Episodes stored per second while loading the data set in batches of 100.
+    pub bulk_insert_per_sec: f64,
+    /// Episode-cache hit ratio over the counted sessions.
+    pub episode_hit_ratio: f64,
+    /// Belady's rule under the same byte budget on the same trace.
+    pub episode_hit_ratio_reference: f64,
+    /// Query-result cache hit ratio over the counted sessions.
+    pub query_hit_ratio: f64,
+    /// Cached queries (hits and misses) in the counted sessions.
+    pub query: Latency,
+    /// Reads by id in the counted sessions.
+    pub get: Latency,
+    /// Single stores in the counted sessions.
+    pub store: Latency,
+    /// Batch stores in the counted sessions.
+    pub store_batch: Latency,
+    /// Mean time to prepare a statement, in microseconds.
+    pub statement_prepare_us: f64,
+    /// Prepared-statement cache hit ratio over the whole run.
+    pub statement_hit_ratio: f64,
+    /// Bytes all caches held at the end.
+    pub cache_bytes: u64,
+    /// The configured cache budget.
+    pub cache_budget_bytes: u64,
+    /// Entries evicted for room per 1,000 cache lookups in the counted sessions.
+    pub evictions_per_1000_lookups: f64,
+}
+
+fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn delta(after: u64, before: u64) -> u64 {
+    after.saturating_sub(before)
+}
+
+fn ratio(hits: u64, misses: u64) -> f64 {
+    if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    }
+}
+
+/// Performs one run.
+pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
+    let dir = tempfile::tempdir().context("a temporary folder")?;
+    let (config, location) = match &options.remote {
+        Some(config) => (config.clone(), "remote"),
+        None => (
+            TursoConfig::local(dir.path().join("memory.db")),
+            "local file",
+        ),
+    };
+    let store = TursoStorage::open(config)
+        .await
+        .context("opening the store")?;
+
+    // Load: the bare store, batches of 100, timed.
+    let loading = bar(options.progress, options.history, "loading");
+    // Only the store calls are timed, not building the episodes.
+    let mut load_secs = 0.0;
+    let mut batch: Vec<Episode> = Vec::with_capacity(100);
+    for n in 0..options.history {
+        batch.push(agent::episode(n, 0));
+        if batch.len() == 100 || n + 1 == options.history {
+            let started = Instant::now();
+            store
+                .store_episodes(&batch)
+                .await
+                .context("loading the data set")?;
+            load_secs += started.elapsed().as_secs_f64();
+            batch.clear();
+            loading.set_position(n + 1);
+        }
+    }
+    loading.finish_and_clear();
+
+    // The workload through the cached store, as `open_cached` builds it.
+    let settings = CacheSettings::default();
+    let signal: Arc<dyn ChangeSignal> = Arc::new(store.clone());
+    let cached = CachedStorage::new(store.clone(), &settings)
+        .context("cache settings")?
+        .with_change_signal(signal);
+    let workload = AgentWorkload::new(options.history, 42);
+    let ops = workload.sessions(2 * options.sessions);
+    let warm = workload.sessions(options.sessions).len();
+    let running = bar(options.progress, ops.len() as u64, "sessions");
+    let mut warmup = Timings::new()?;
+    for chunk in ops[..warm].chunks(1_000) {
+        replay::run_agent_timed(&cached, chunk, &mut warmup).await?;
+        running.inc(chunk.len() as u64);
+    }
+    let before = cached.stats();
+    let mut timings = Timings::new()?;
+    for chunk in ops[warm..].chunks(1_000) {
+        replay::run_agent_timed(&cached, chunk, &mut timings).await?;
+        running.inc(chunk.len() as u64);
+    }
+    let after = cached.stats();
+    running.finish_and_clear();
+
+    let overhead = CacheConfig::new(1).entry_overhead;
+    let events = AgentWorkload::events(&ops, overhead);
+    let warm_events = AgentWorkload::events(&ops[..warm], overhead).len();
+    let reference = belady::replay_events(
+        &events,
+        settings.part_bytes(CachePart::Episodes),
+        warm_events,
+    )
+    .hit_ratio();
+    let statements = store.statement_stats();
+    let lookups = |s: &CachedStorageStats| {
+        s.episodes.hits + s.episodes.misses + s.episode_queries.hits + s.episode_queries.misses
+    };
+    // Capacity evictions include the candidates the admission policy turned away.
+    let evicted =
+        |s: &CachedStorageStats| s.episodes.evicted_capacity + s.episode_queries.evicted_capacity;
+    let counted_lookups = delta(lookups(&after), lookups(&before));
+    let bytes = after.episodes.weight
+        + after.patterns.weight
+        + after.heuristics.weight
+        + after.episode_queries.weight
+        + after.pattern_queries.weight;
+    Ok(RunResult {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        location: location.to_string(),
+        history: options.history,
+        sessions: options.sessions,
+        bulk_insert_per_sec: options.history as f64 / load_secs.max(f64::EPSILON),
+        episode_hit_ratio: ratio(
+            delta(after.episodes.hits, before.episodes.hits),
+            delta(after.episodes.misses, before.episodes.misses),
+        ),
+        episode_hit_ratio_reference: reference,
+        query_hit_ratio: ratio(
+            delta(after.episode_queries.hits, before.episode_queries.hits),
+            delta(after.episode_queries.misses, before.episode_queries.misses),
+        ),
+        query: Latency::of(&timings.query),
+        get: Latency::of(&timings.get),
+        store: Latency::of(&timings.store),
+        store_batch: Latency::of(&timings.store_batch),
+        statement_prepare_us: if statements.misses == 0 {
+            0.0
+        } else {
+            statements.prepare_time.as_secs_f64() * 1e6 / statements.misses as f64
+        },
+        statement_hit_ratio: statements.hit_ratio(),
+        cache_bytes: bytes,
+        cache_budget_bytes: settings.budget_bytes,
+        evictions_per_1000_lookups: if counted_lookups == 0 {
+            0.0
+        } else {
+            delta(evicted(&after), evicted(&before)) as f64 * 1_000.0 / counted_lookups as f64
+        },
+    })
+}
