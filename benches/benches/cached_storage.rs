@@ -30,6 +30,7 @@ use criterion::Criterion;
 use hdrhistogram::Histogram;
 use memory_bench::agent::{self, AgentWorkload};
 use memory_bench::replay::{self, get_existing};
+use memory_bench::run::{delta, ratio};
 use memory_bench::zipf::{ZIPF_EPISODE_BYTES, ZipfWorkload};
 use memory_cache_adaptive::CacheConfig;
 use memory_cache_adaptive::simulator::belady::{self, Event};
@@ -86,19 +87,6 @@ fn cached(store: &TursoStorage, settings: &CacheSettings) -> CachedStorage<Turso
     CachedStorage::new(store.clone(), settings)
         .expect("cache settings")
         .with_change_signal(signal)
-}
-
-/// Hits and misses of one cache between two snapshots.
-fn delta(after: u64, before: u64) -> u64 {
-    after.saturating_sub(before)
-}
-
-fn ratio(hits: u64, misses: u64) -> f64 {
-    if hits + misses == 0 {
-        0.0
-    } else {
-        hits as f64 / (hits + misses) as f64
-    }
 }
 
 fn zipf_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) -> TursoStorage {

@@ -130,11 +130,13 @@ fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn delta(after: u64, before: u64) -> u64 {
+/// How much a counter grew between two snapshots.
+pub fn delta(after: u64, before: u64) -> u64 {
     after.saturating_sub(before)
 }
 
-fn ratio(hits: u64, misses: u64) -> f64 {
+/// `hits / (hits + misses)`, or 0 with no lookups.
+pub fn ratio(hits: u64, misses: u64) -> f64 {
     if hits + misses == 0 {
         0.0
     } else {
