@@ -113,12 +113,12 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         (None, None) => None,
     };
     let result = standard_run(&options).await?;
-    let dashboard = report::markdown(&result);
-    println!("{dashboard}");
-    println!(
-        "Same-run raw-libsql ratios are not part of this run yet: \
-         `cargo bench -p memory-storage-turso` measures them.\n"
+    let dashboard = format!(
+        "{}\n{}",
+        report::markdown(&result),
+        report::raw_markdown(&result)
     );
+    println!("{dashboard}");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let json = serde_json::to_string_pretty(&result)?;

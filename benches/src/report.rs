@@ -161,6 +161,32 @@ pub fn markdown(r: &RunResult) -> String {
     out
 }
 
+/// The same-run raw-libsql comparison as markdown (or why there is none).
+pub fn raw_markdown(r: &RunResult) -> String {
+    match &r.raw {
+        None => "Raw-libsql ratios: measured on local runs only (a server's database is shared \
+                 with whatever else writes to it).\n"
+            .to_string(),
+        Some(raw) => format!(
+            "Same run, raw libsql beside the store (one connection, reused prepared \
+             statements, one transaction per batch; its own copy of the data):\n\n\
+             | figure | raw libsql | store | store ÷ raw |\n| --- | --- | --- | --- |\n\
+             | bulk insert, episodes/s, batches of 100 (higher is better) | {:.0} | {:.0} | {:.2} |\n\
+             | get by id p50, uncached store (lower is better) | {} | {} | {:.2} |\n\
+             | get by id p50, cached store (lower is better) | {} | {} | {:.3} |\n",
+            raw.raw_bulk_insert_per_sec,
+            r.bulk_insert_per_sec,
+            r.bulk_insert_per_sec / raw.raw_bulk_insert_per_sec.max(f64::EPSILON),
+            ms(raw.raw_get_p50_us),
+            ms(raw.store_get_p50_us),
+            raw.store_get_p50_us / raw.raw_get_p50_us.max(f64::EPSILON),
+            ms(raw.raw_get_p50_us),
+            ms(raw.cached_get_p50_us),
+            raw.cached_get_p50_us / raw.raw_get_p50_us.max(f64::EPSILON),
+        ),
+    }
+}
+
 /// Whether every row with a bar passes.
 pub fn all_pass(r: &RunResult) -> bool {
     rows(r).iter().all(|row| row.pass != Some(false))
@@ -196,6 +222,7 @@ mod tests {
             cache_bytes: 10 << 20,
             cache_budget_bytes: 256 << 20,
             evictions_per_1000_lookups: 1.0,
+            raw: None,
         }
     }
 

@@ -16,6 +16,7 @@ use memory_storage_turso::{StatementCacheStats, TursoConfig, TursoStorage};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, AgentWorkload};
+use crate::raw::Raw;
 use crate::replay::{self, Timings};
 
 /// How big a run is and where it runs.
@@ -114,6 +115,88 @@ pub struct RunResult {
     pub cache_budget_bytes: u64,
     /// Entries evicted for room per 1,000 cache lookups in the counted sessions.
     pub evictions_per_1000_lookups: f64,
+    /// The same-run raw-libsql baseline (local runs only).
+    pub raw: Option<RawComparison>,
+}
+
+/// The store beside hand-written raw libsql doing the same work in the same run, on a
+/// local file of its own with the same data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RawComparison {
+    /// Raw: one transaction and reused prepared inserts per batch of 100, episodes/s.
+    pub raw_bulk_insert_per_sec: f64,
+    /// Raw: a reused prepared lookup by id plus decoding, p50 in µs.
+    pub raw_get_p50_us: f64,
+    /// The store without its cache, the same lookups, p50 in µs.
+    pub store_get_p50_us: f64,
+    /// The cached store, the same lookups once cached, p50 in µs.
+    pub cached_get_p50_us: f64,
+}
+
+/// Lookups timed per side of the raw comparison.
+const RAW_GETS: usize = 5_000;
+
+/// Loads the same data set with [`Raw`] into a second file and times the same lookups on
+/// both files, raw, through the bare store and through a cache.
+async fn raw_comparison(
+    dir: &std::path::Path,
+    store: &TursoStorage,
+    history: u64,
+) -> anyhow::Result<RawComparison> {
+    let path = dir.join("raw.db");
+    // The store creates the schema; raw libsql then writes and reads its tables directly.
+    drop(TursoStorage::open(TursoConfig::local(&path)).await?);
+    let raw = Raw::local(&path).await?;
+    let mut insert_secs = 0.0;
+    let mut batch: Vec<Episode> = Vec::with_capacity(100);
+    for n in 0..history {
+        batch.push(agent::episode(n, 0));
+        if batch.len() == 100 || n + 1 == history {
+            let started = Instant::now();
+            raw.insert_episodes(&batch).await?;
+            insert_secs += started.elapsed().as_secs_f64();
+            batch.clear();
+        }
+    }
+    let ids: Vec<_> = (0..RAW_GETS as u64)
+        .map(|i| agent::id_of(crate::scatter(i, history)))
+        .collect();
+    let mut raw_h = Histogram::<u64>::new(3)?;
+    let lookup = raw.lookup_statement().await?;
+    for id in &ids {
+        let started = Instant::now();
+        raw.get_with(&lookup, *id).await?;
+        raw_h.record(nanos(started))?;
+    }
+    let mut store_h = Histogram::<u64>::new(3)?;
+    for id in &ids {
+        let started = Instant::now();
+        replay::get_existing(store, *id).await?;
+        store_h.record(nanos(started))?;
+    }
+    let cached = CachedStorage::new(store.clone(), &CacheSettings::default())?;
+    for id in &ids {
+        replay::get_existing(&cached, *id).await?;
+    }
+    let mut cached_h = Histogram::<u64>::new(3)?;
+    for id in &ids {
+        let started = Instant::now();
+        replay::get_existing(&cached, *id).await?;
+        cached_h.record(nanos(started))?;
+    }
+    let p50 = |h: &Histogram<u64>| h.value_at_quantile(0.5) as f64 / 1_000.0;
+    Ok(RawComparison {
+        raw_bulk_insert_per_sec: history as f64 / insert_secs.max(f64::EPSILON),
+        raw_get_p50_us: p50(&raw_h),
+        store_get_p50_us: p50(&store_h),
+        cached_get_p50_us: p50(&cached_h),
+    })
+}
+
+fn nanos(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
@@ -202,6 +285,16 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let after = cached.stats();
     running.finish_and_clear();
 
+    let raw = match options.remote {
+        Some(_) => None,
+        None => {
+            let comparing = bar(options.progress, 1, "raw libsql");
+            let comparison = raw_comparison(dir.path(), &store, options.history).await?;
+            comparing.finish_and_clear();
+            Some(comparison)
+        }
+    };
+
     let overhead = CacheConfig::new(1).entry_overhead;
     let events = AgentWorkload::events(&ops, overhead);
     let warm_events = AgentWorkload::events(&ops[..warm], overhead).len();
@@ -256,5 +349,6 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         } else {
             delta(evicted(&after), evicted(&before)) as f64 * 1_000.0 / counted_lookups as f64
         },
+        raw,
     })
 }

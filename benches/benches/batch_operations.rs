@@ -5,7 +5,7 @@
 //! same run. Throughput is in episodes per second.
 //!
 //! ```sh
-//! cargo bench -p memory-storage-turso --bench batch_operations
+//! cargo bench -p memory-bench --bench batch_operations
 //! ```
 
 #![allow(clippy::expect_used)] // a failed operation must stop a benchmark, not be timed

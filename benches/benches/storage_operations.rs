@@ -3,7 +3,7 @@
 //! connection, payload decoded the same way), on the same local file, in the same run.
 //!
 //! ```sh
-//! cargo bench -p memory-storage-turso --bench storage_operations
+//! cargo bench -p memory-bench --bench storage_operations
 //! ```
 
 #![allow(clippy::expect_used)] // a failed operation must stop a benchmark, not be timed

@@ -5,7 +5,7 @@
 //! statement: one more round trip per use without the cache.
 //!
 //! ```sh
-//! cargo bench -p memory-storage-turso --bench prepared_statements
+//! cargo bench -p memory-bench --bench prepared_statements
 //! ```
 
 #![allow(clippy::expect_used)] // a failed operation must stop a benchmark, not be timed

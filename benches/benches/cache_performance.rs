@@ -2,7 +2,7 @@
 //! threads, for this crate's cache, moka and `Mutex<lru::LruCache>`, in the same run.
 //!
 //! ```sh
-//! cargo bench -p memory-cache-adaptive --bench cache_performance
+//! cargo bench -p memory-bench --bench cache_performance
 //! ```
 
 use std::hint::black_box;
