@@ -26,6 +26,7 @@
 //! ```
 
 pub mod agent;
+pub mod gate;
 pub mod raw;
 pub mod replay;
 pub mod report;
