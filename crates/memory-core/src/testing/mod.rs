@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::storage::StorageBackend;
 
 pub mod checks;
+pub mod crash;
 pub mod crud;
 pub mod reference;
 pub mod samples;
