@@ -23,7 +23,6 @@ mod sqld;
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -34,8 +33,8 @@ use memory_bench::run::{delta, ratio};
 use memory_bench::zipf::{ZIPF_EPISODE_BYTES, ZipfWorkload};
 use memory_cache_adaptive::CacheConfig;
 use memory_cache_adaptive::simulator::belady::{self, Event};
-use memory_core::{ChangeSignal, EpisodeId, StorageBackend};
-use memory_storage_cached::{CachePart, CacheSettings, CachedStorage, CachedStorageStats};
+use memory_core::{EpisodeId, StorageBackend};
+use memory_storage_cached::{CachePart, CacheSettings, CachedStorageStats};
 use memory_storage_turso::{TursoConfig, TursoStorage};
 use tokio::runtime::Runtime;
 
@@ -81,14 +80,6 @@ fn entry_overhead() -> u64 {
     CacheConfig::new(1).entry_overhead
 }
 
-/// A cached store over `store`, watching it for other writers as `open_cached` does.
-fn cached(store: &TursoStorage, settings: &CacheSettings) -> CachedStorage<TursoStorage> {
-    let signal: Arc<dyn ChangeSignal> = Arc::new(store.clone());
-    CachedStorage::new(store.clone(), settings)
-        .expect("cache settings")
-        .with_change_signal(signal)
-}
-
 fn zipf_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) -> TursoStorage {
     let workload = ZipfWorkload::new(scale.zipf_episodes, 0.99, 42);
     let held = scale.zipf_episodes / 10;
@@ -106,11 +97,9 @@ fn zipf_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) -> TursoStorage {
     let per_mille = CachePart::Episodes.per_mille();
     let budget = (held * per_entry).div_ceil(per_mille) * 1000;
     let settings = CacheSettings::default().budget_bytes(budget);
-    let cache = cached(&store, &settings);
+    let cache = store.cached(&settings).expect("cache settings");
     let reads = workload.reads(2 * scale.zipf_reads);
-    let ids: Vec<EpisodeId> = (0..scale.zipf_episodes)
-        .map(|n| ZipfWorkload::episode(n).id)
-        .collect();
+    let ids: Vec<EpisodeId> = (0..scale.zipf_episodes).map(ZipfWorkload::id_of).collect();
     let started = Instant::now();
     let (before, after) = rt
         .block_on(async {
@@ -172,7 +161,7 @@ fn agent_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) {
     .expect("loading the agent data set");
     let loaded = started.elapsed();
     let settings = CacheSettings::default();
-    let cache = cached(&store, &settings);
+    let cache = store.cached(&settings).expect("cache settings");
     let ops = workload.sessions(2 * scale.agent_sessions);
     let warm = workload.sessions(scale.agent_sessions).len();
     let started = Instant::now();
@@ -191,7 +180,7 @@ fn agent_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) {
     let query_misses = delta(after.episode_queries.misses, before.episode_queries.misses);
     let budget = settings.part_bytes(CachePart::Episodes);
     let events = AgentWorkload::events(&ops, entry_overhead());
-    let warm_events = AgentWorkload::events(&ops[..warm], entry_overhead()).len();
+    let warm_events = AgentWorkload::event_count(&ops[..warm]);
     let reference = belady::replay_events(&events, budget, warm_events).hit_ratio();
     let data_bytes: u64 = events
         .iter()
@@ -279,8 +268,10 @@ fn print_latency(name: &str, h: &Histogram<u64>, cached_p50: Option<u64>) {
 
 fn latencies(c: &mut Criterion, rt: &Runtime, local: &TursoStorage, scale: &Scale) {
     // Cached: 1,000 episodes, all read once so that every timed get is a hit.
-    let hot: Vec<EpisodeId> = (0..1_000).map(|n| ZipfWorkload::episode(n).id).collect();
-    let cache = cached(local, &CacheSettings::default());
+    let hot: Vec<EpisodeId> = (0..1_000).map(ZipfWorkload::id_of).collect();
+    let cache = local
+        .cached(&CacheSettings::default())
+        .expect("cache settings");
     rt.block_on(async {
         for &id in &hot {
             get_existing(&cache, id).await?;
@@ -290,7 +281,7 @@ fn latencies(c: &mut Criterion, rt: &Runtime, local: &TursoStorage, scale: &Scal
     .expect("warming the cache");
     // Uncached: scattered over the whole local data set.
     let scattered: Vec<EpisodeId> = (0..scale.zipf_episodes)
-        .map(|i| ZipfWorkload::episode(memory_bench::scatter(i, scale.zipf_episodes)).id)
+        .map(|i| ZipfWorkload::id_of(memory_bench::scatter(i, scale.zipf_episodes)))
         .collect();
     let server = rt
         .block_on(sqld::Sqld::start())

@@ -40,7 +40,7 @@ fn metrics_overhead(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a tokio runtime");
-    let ids: Vec<EpisodeId> = (0..1_000).map(|n| ZipfWorkload::episode(n).id).collect();
+    let ids: Vec<EpisodeId> = (0..1_000).map(ZipfWorkload::id_of).collect();
     let bare = hot_store(&ids, &rt);
     let registry = prometheus::Registry::new();
     let metrics = OperationMetrics::register(&registry).expect("registering the metrics");

@@ -189,6 +189,18 @@ impl AgentWorkload {
         ops
     }
 
+    /// How many events [`events`](Self::events) makes of `ops`, without weighing anything
+    /// (for the index where a counted part of a trace starts).
+    pub fn event_count(ops: &[AgentOp]) -> usize {
+        ops.iter()
+            .map(|op| match op {
+                AgentOp::Get(_) | AgentOp::Revise { .. } => 1,
+                AgentOp::Store(range) => (range.end - range.start) as usize,
+                AgentOp::Recent(_) | AgentOp::Window { .. } => 0,
+            })
+            .sum()
+    }
+
     /// The entity reads and writes of `ops` as a weighted trace for the offline reference:
     /// each episode weighs its encoded size plus `entry_overhead`, as the cache weighs it.
     pub fn events(ops: &[AgentOp], entry_overhead: u64) -> Vec<Event> {
@@ -283,6 +295,15 @@ mod tests {
         assert_eq!(a.id, b.id);
         assert_ne!(a, b);
         assert_eq!(id_of(7), a.id);
+    }
+
+    #[test]
+    fn event_count_matches_the_events() {
+        let ops = AgentWorkload::new(300, 5).sessions(100);
+        assert_eq!(
+            AgentWorkload::event_count(&ops),
+            AgentWorkload::events(&ops, 64).len()
+        );
     }
 
     #[test]

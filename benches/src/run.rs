@@ -2,7 +2,6 @@
 //! store (a local file by default, or a server), run the agent-session workload through
 //! the cached store, and measure what the Phase 3 plan's dashboard lists.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -10,7 +9,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use memory_cache_adaptive::CacheConfig;
 use memory_cache_adaptive::simulator::belady;
-use memory_core::{ChangeSignal, Episode, StorageBackend};
+use memory_core::{Episode, StorageBackend};
 use memory_storage_cached::{CachePart, CacheSettings, CachedStorage, CachedStorageStats};
 use memory_storage_turso::{StatementCacheStats, TursoConfig, TursoStorage};
 use serde::{Deserialize, Serialize};
@@ -133,6 +132,28 @@ pub struct RawComparison {
     pub cached_get_p50_us: f64,
 }
 
+/// Stores the data set's episodes `0..history` with `insert`, in batches of 100, and
+/// returns the seconds spent in `insert` alone (not in building the episodes).
+async fn timed_load(
+    history: u64,
+    progress: &ProgressBar,
+    mut insert: impl AsyncFnMut(&[Episode]) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let mut secs = 0.0;
+    let mut batch: Vec<Episode> = Vec::with_capacity(100);
+    for n in 0..history {
+        batch.push(agent::episode(n, 0));
+        if batch.len() == 100 || n + 1 == history {
+            let started = Instant::now();
+            insert(&batch).await?;
+            secs += started.elapsed().as_secs_f64();
+            batch.clear();
+            progress.set_position(n + 1);
+        }
+    }
+    Ok(secs)
+}
+
 /// Lookups timed per side of the raw comparison.
 const RAW_GETS: usize = 5_000;
 
@@ -147,17 +168,10 @@ async fn raw_comparison(
     // The store creates the schema; raw libsql then writes and reads its tables directly.
     drop(TursoStorage::open(TursoConfig::local(&path)).await?);
     let raw = Raw::local(&path).await?;
-    let mut insert_secs = 0.0;
-    let mut batch: Vec<Episode> = Vec::with_capacity(100);
-    for n in 0..history {
-        batch.push(agent::episode(n, 0));
-        if batch.len() == 100 || n + 1 == history {
-            let started = Instant::now();
-            raw.insert_episodes(&batch).await?;
-            insert_secs += started.elapsed().as_secs_f64();
-            batch.clear();
-        }
-    }
+    let insert_secs = timed_load(history, &ProgressBar::hidden(), async |batch| {
+        raw.insert_episodes(batch).await
+    })
+    .await?;
     let ids: Vec<_> = (0..RAW_GETS as u64)
         .map(|i| agent::id_of(crate::scatter(i, history)))
         .collect();
@@ -241,32 +255,19 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         .await
         .context("opening the store")?;
 
-    // Load: the bare store, batches of 100, timed.
     let loading = bar(options.progress, options.history, "loading");
-    // Only the store calls are timed, not building the episodes.
-    let mut load_secs = 0.0;
-    let mut batch: Vec<Episode> = Vec::with_capacity(100);
-    for n in 0..options.history {
-        batch.push(agent::episode(n, 0));
-        if batch.len() == 100 || n + 1 == options.history {
-            let started = Instant::now();
-            store
-                .store_episodes(&batch)
-                .await
-                .context("loading the data set")?;
-            load_secs += started.elapsed().as_secs_f64();
-            batch.clear();
-            loading.set_position(n + 1);
-        }
-    }
+    let load_secs = timed_load(options.history, &loading, async |batch| {
+        store
+            .store_episodes(batch)
+            .await
+            .context("loading the data set")
+    })
+    .await?;
     loading.finish_and_clear();
 
     // The workload through the cached store, as `open_cached` builds it.
     let settings = CacheSettings::default();
-    let signal: Arc<dyn ChangeSignal> = Arc::new(store.clone());
-    let cached = CachedStorage::new(store.clone(), &settings)
-        .context("cache settings")?
-        .with_change_signal(signal);
+    let cached = store.cached(&settings).context("cache settings")?;
     let workload = AgentWorkload::new(options.history, 42);
     let ops = workload.sessions(2 * options.sessions);
     let warm = workload.sessions(options.sessions).len();
@@ -297,7 +298,7 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
 
     let overhead = CacheConfig::new(1).entry_overhead;
     let events = AgentWorkload::events(&ops, overhead);
-    let warm_events = AgentWorkload::events(&ops[..warm], overhead).len();
+    let warm_events = AgentWorkload::event_count(&ops[..warm]);
     let reference = belady::replay_events(
         &events,
         settings.part_bytes(CachePart::Episodes),

@@ -5,7 +5,7 @@
 //! budget and "a cache holding 10 % of the episodes" means what it says.
 
 use memory_core::testing::samples::{self, BASE_TIME, sample_uuid};
-use memory_core::{Episode, codec};
+use memory_core::{Episode, EpisodeId, codec};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, Zipf};
@@ -74,10 +74,15 @@ impl ZipfWorkload {
         if total > 0.0 { top / total } else { 0.0 }
     }
 
+    /// The id of episode `n` (without building the episode).
+    pub fn id_of(n: u64) -> EpisodeId {
+        sample_uuid(0x21, n).into()
+    }
+
     /// Episode `n` of the data set, [`ZIPF_EPISODE_BYTES`] encoded.
     pub fn episode(n: u64) -> Episode {
         let mut episode = samples::episode(1);
-        episode.id = sample_uuid(0x21, n).into();
+        episode.id = Self::id_of(n);
         episode.start_time = BASE_TIME.plus_micros(n as i64 * 1_000_000);
         episode.end_time = Some(episode.start_time.plus_micros(1_000));
         for step in &mut episode.steps {
@@ -110,6 +115,7 @@ mod tests {
             assert!(episode.validate().is_ok());
         }
         assert_ne!(ZipfWorkload::episode(1).id, ZipfWorkload::episode(2).id);
+        assert_eq!(ZipfWorkload::episode(7).id, ZipfWorkload::id_of(7));
     }
 
     #[test]

@@ -288,18 +288,11 @@ impl<S: StorageBackend> CachedStorage<S> {
         tickets: Vec<LoadTicket<'_>>,
         ok: bool,
     ) {
-        match through(tickets, ok, items.clone()) {
-            Some((tickets, values)) => {
-                for ((item, ticket), value) in items.zip(tickets).zip(values) {
-                    self.heuristics.complete_write(item.id, ticket, value);
-                }
-            }
-            None => {
-                for item in items {
-                    self.heuristics.invalidate(&item.id);
-                }
-            }
-        }
+        entities_written(
+            &self.heuristics,
+            items.clone().map(|h| h.id),
+            through(tickets, ok, items),
+        );
     }
 }
 
@@ -334,6 +327,21 @@ fn written<I, T, Q, R>(
     R: Clone + Send + Sync + 'static,
 {
     queries.invalidate(&guard);
+    entities_written(entities, ids, through);
+    for dep in deps {
+        queries.invalidate(dep);
+    }
+}
+
+/// The written ids' entries: cached anew with `through`, else removed.
+fn entities_written<I, T>(
+    entities: &AdaptiveCache<I, Arc<T>>,
+    ids: impl Iterator<Item = I>,
+    through: Through<'_, T>,
+) where
+    I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
     match through {
         Some((tickets, values)) => {
             for ((id, ticket), value) in ids.zip(tickets).zip(values) {
@@ -345,9 +353,6 @@ fn written<I, T, Q, R>(
                 entities.invalidate(&id);
             }
         }
-    }
-    for dep in deps {
-        queries.invalidate(dep);
     }
 }
 

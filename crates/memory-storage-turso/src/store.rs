@@ -11,6 +11,8 @@ use memory_core::{
     validate_batch, validate_ids,
 };
 
+use memory_storage_cached::{CacheSettings, CachedStorage};
+
 use crate::config::{Location, TursoConfig};
 use crate::error::db;
 use crate::own_writes::OwnWrites;
@@ -237,13 +239,32 @@ impl TursoStorage {
         let settings = config.cache.clone();
         let store = Self::open(config).await?;
         let signal: Arc<dyn ChangeSignal> = Arc::new(store.clone());
-        memory_storage_cached::layer(store, &settings, Some(signal)).map_err(|e| {
-            memory_core::ValidationError::new(
-                format!("cache.{}", e.field),
-                memory_core::Problem::Invalid(e.reason),
-            )
-            .into()
-        })
+        memory_storage_cached::layer(store, &settings, Some(signal)).map_err(cache_error)
+    }
+
+    /// This store behind caches as `settings` say (enabled), watching this store's change
+    /// signal for other writers: what [`open_cached`](Self::open_cached) builds, as a
+    /// concrete type (for its [`stats`](CachedStorage::stats)).
+    ///
+    /// ```
+    /// use memory_core::StorageBackend;
+    /// use memory_storage_cached::CacheSettings;
+    /// use memory_storage_turso::{TursoConfig, TursoStorage};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = TursoStorage::open(TursoConfig::local(dir.path().join("m.db"))).await?;
+    /// let cached = store.cached(&CacheSettings::default())?;
+    /// assert_eq!(cached.get_episode(memory_core::EpisodeId::new()).await?, None);
+    /// assert_eq!(cached.stats().episodes.misses, 1);
+    /// # Ok::<(), anyhow::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn cached(&self, settings: &CacheSettings) -> Result<CachedStorage<TursoStorage>> {
+        let signal: Arc<dyn ChangeSignal> = Arc::new(self.clone());
+        Ok(CachedStorage::new(self.clone(), settings)
+            .map_err(cache_error)?
+            .with_change_signal(signal))
     }
 
     /// Pulls the primary's latest changes into an embedded replica (other locations:
@@ -701,4 +722,13 @@ impl ChangeSignal for TursoStorage {
     fn written_elsewhere(&self, from: u64, to: u64) -> bool {
         self.inner.own_writes.written_elsewhere(from, to)
     }
+}
+
+/// A cache setting the decorator refused, as a validation error on `cache.<field>`.
+fn cache_error(e: memory_storage_cached::ConfigError) -> StorageError {
+    memory_core::ValidationError::new(
+        format!("cache.{}", e.field),
+        memory_core::Problem::Invalid(e.reason),
+    )
+    .into()
 }

@@ -8,11 +8,10 @@
 mod support;
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memory_core::{Episode, EpisodeId, EpisodeQuery, StorageBackend, TaskContext, TaskType};
-use memory_storage_turso::{CacheSettings, CachedStorage, TursoConfig, TursoStorage};
+use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TARGET_ENV: &str = "MEMORY_TWO_PROCESSES_TARGET";
@@ -51,7 +50,7 @@ async fn child_writer() {
 async fn reader_sees_the_other_process(target: String) -> anyhow::Result<()> {
     let settings = CacheSettings::default().change_check_interval(INTERVAL);
     let store = TursoStorage::open(config(&target).cache(settings.clone())).await?;
-    let cached = CachedStorage::new(store.clone(), &settings)?.with_change_signal(Arc::new(store));
+    let cached = store.cached(&settings)?;
     let id = EpisodeId::new();
     cached.store_episode(&episode(id, "first")).await?;
     let by_domain = EpisodeQuery::new().domain("shared");
