@@ -26,7 +26,11 @@
 //! ```
 
 pub mod agent;
+pub mod curves;
 pub mod gate;
+pub mod instructions;
+pub mod measure;
+pub mod plots;
 pub mod raw;
 pub mod replay;
 pub mod report;

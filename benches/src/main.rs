@@ -6,6 +6,8 @@
 //! memory-bench run --url http://127.0.0.1:8080   # a sqld/Turso server (or TURSO_DATABASE_URL)
 //! memory-bench run --save-baseline main
 //! memory-bench run --baseline main  # compare with a saved run
+//! memory-bench gate --save-baseline main   # measure the gate's figures, keep them
+//! memory-bench gate --baseline main        # measure again; exit 1 on a regression
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -13,8 +15,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use memory_bench::report;
+use memory_bench::instructions::{HotPath, run_hot_path};
+use memory_bench::measure::{self, GateOptions, Measurement, Weakening};
 use memory_bench::run::{RunOptions, RunResult, standard_run};
+use memory_bench::{plots, report};
 use memory_storage_turso::{TOKEN_ENV, TursoConfig, URL_ENV};
 
 #[derive(Parser)]
@@ -32,6 +36,35 @@ enum Command {
     /// Loads the standard data set, runs the standard agent-session workload through the
     /// cached store and prints the dashboard (exit status 1 if a bar fails).
     Run(RunArgs),
+    /// Measures the regression gate's figures (deterministic ones from a quick run, timing
+    /// ratios to raw libsql repeated) and compares them with a saved baseline: exit status
+    /// 1 on a regression or when the run was too noisy to tell.
+    Gate(GateArgs),
+    /// Runs one CPU-bound hot path OPS times: the gate runs this under callgrind.
+    #[command(hide = true)]
+    HotPath {
+        /// The path.
+        #[arg(value_enum)]
+        path: HotPath,
+        /// Operations to run after the set-up.
+        #[arg(long)]
+        ops: u64,
+        /// The configuration under test.
+        #[arg(long, value_enum, default_value_t = Weakening::None)]
+        weaken: Weakening,
+    },
+}
+
+#[derive(clap::Args)]
+struct GateArgs {
+    /// Timing repetitions.
+    #[arg(long, default_value_t = GateOptions::default().reps)]
+    reps: usize,
+    /// Measure a deliberately weakened configuration (to check that the gate catches it).
+    #[arg(long, value_enum, default_value_t = Weakening::None)]
+    weaken: Weakening,
+    #[command(flatten)]
+    output: Output,
 }
 
 #[derive(clap::Args)]
@@ -43,13 +76,21 @@ struct RunArgs {
     /// of a local file. Without it, TURSO_DATABASE_URL is used when set.
     #[arg(long)]
     url: Option<String>,
-    /// Where the JSON result, the markdown report and baselines go.
+    #[command(flatten)]
+    output: Output,
+}
+
+/// Where results go, and the baselines to keep or compare with (`run` and `gate` keep
+/// theirs apart).
+#[derive(clap::Args)]
+struct Output {
+    /// Where results, reports, plots and baselines go.
     #[arg(long, default_value = "target/memory-bench")]
     out: PathBuf,
-    /// Also store this run as baseline NAME.
+    /// Also store this result as baseline NAME.
     #[arg(long, value_name = "NAME")]
     save_baseline: Option<String>,
-    /// Compare this run with baseline NAME.
+    /// Compare this result with baseline NAME.
     #[arg(long, value_name = "NAME")]
     baseline: Option<String>,
     /// No progress bars.
@@ -66,6 +107,66 @@ fn baseline_path(out: &Path, name: &str) -> anyhow::Result<PathBuf> {
         "a baseline name is letters, digits, '-' and '_' (got {name:?})"
     );
     Ok(out.join("baselines").join(format!("{name}.json")))
+}
+
+async fn gate(args: GateArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        (3..=1_000).contains(&args.reps),
+        "--reps must be between 3 and 1000 (got {})",
+        args.reps
+    );
+    // Check the names before spending a minute measuring.
+    let save = match &args.output.save_baseline {
+        Some(name) => Some(baseline_path(&args.output.out, &format!("gate-{name}"))?),
+        None => None,
+    };
+    let base = match &args.output.baseline {
+        Some(name) => {
+            let path = baseline_path(&args.output.out, &format!("gate-{name}"))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading gate baseline {name} at {}", path.display()))?;
+            let base: Measurement = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "gate baseline {name} at {} is not a measurement",
+                    path.display()
+                )
+            })?;
+            Some(base)
+        }
+        None => None,
+    };
+    let options = GateOptions {
+        reps: args.reps,
+        weaken: args.weaken,
+        ..GateOptions::default()
+    };
+    let now = measure::measure(&options, !args.output.no_progress).await?;
+    let json = serde_json::to_string_pretty(&now)?;
+    std::fs::create_dir_all(&args.output.out)
+        .with_context(|| format!("creating {}", args.output.out.display()))?;
+    std::fs::write(args.output.out.join("gate.json"), &json)?;
+    if let Some(path) = save {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, &json)?;
+        println!("Saved the gate's measurement to {}", path.display());
+    }
+    let Some(base) = base else {
+        println!("{}", measure::figures(&now));
+        return Ok(true);
+    };
+    let comparisons = measure::compare(&base, &now);
+    let table = measure::markdown(&comparisons);
+    println!("{table}");
+    std::fs::write(args.output.out.join("gate.md"), &table)?;
+    if base.cores != now.cores {
+        println!(
+            "note: the baseline ran on {} cores, this run on {}",
+            base.cores, now.cores
+        );
+    }
+    Ok(measure::passes(&comparisons))
 }
 
 fn compare(run: &RunResult, base: &RunResult) -> String {
@@ -103,7 +204,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     } else {
         RunOptions::standard()
     };
-    options.progress = !args.no_progress;
+    options.progress = !args.output.no_progress;
     options.remote = match (&args.url, std::env::var(URL_ENV).ok()) {
         (Some(url), _) => Some(TursoConfig::from_vars(
             Some(url),
@@ -119,26 +220,42 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         report::raw_markdown(&result)
     );
     println!("{dashboard}");
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.output.out)
+        .with_context(|| format!("creating {}", args.output.out.display()))?;
     let json = serde_json::to_string_pretty(&result)?;
-    std::fs::write(args.out.join("run.json"), &json)?;
-    std::fs::write(args.out.join("report.md"), &dashboard)?;
-    println!(
-        "Wrote {} and {}",
-        args.out.join("run.json").display(),
-        args.out.join("report.md").display()
-    );
-    if let Some(name) = &args.save_baseline {
-        let path = baseline_path(&args.out, name)?;
+    std::fs::write(args.output.out.join("run.json"), &json)?;
+    std::fs::write(args.output.out.join("report.md"), &dashboard)?;
+    let mut written = vec![
+        args.output.out.join("run.json"),
+        args.output.out.join("report.md"),
+    ];
+    if !result.hit_ratio_curve.is_empty() {
+        let measured = Some((result.episode_budget_share, result.episode_hit_ratio))
+            .filter(|(share, _)| *share < 1.0);
+        let path = args.output.out.join("hit-ratio-by-cache-size.svg");
+        std::fs::write(
+            &path,
+            plots::hit_ratio_svg(&result.hit_ratio_curve, measured)?,
+        )?;
+        written.push(path);
+    }
+    if let Some(raw) = result.raw.as_ref().filter(|r| !r.distribution.is_empty()) {
+        let path = args.output.out.join("get-latency-cached-vs-uncached.svg");
+        std::fs::write(&path, plots::latency_svg(&raw.distribution)?)?;
+        written.push(path);
+    }
+    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    println!("Wrote {}", names.join(", "));
+    if let Some(name) = &args.output.save_baseline {
+        let path = baseline_path(&args.output.out, name)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&path, &json)?;
         println!("Saved baseline {name} to {}", path.display());
     }
-    if let Some(name) = &args.baseline {
-        let path = baseline_path(&args.out, name)?;
+    if let Some(name) = &args.output.baseline {
+        let path = baseline_path(&args.output.out, name)?;
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading baseline {name} at {}", path.display()))?;
         let base: RunResult = serde_json::from_str(&text).with_context(|| {
@@ -151,24 +268,38 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // One thread for a hot path, so that callgrind counts the same work every time.
+    let runtime = match &cli.command {
+        Command::HotPath { .. } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("memory-bench: starting a runtime: {e}");
             return ExitCode::from(2);
         }
     };
+    let failure = match cli.command {
+        Command::Gate(_) => "the gate found a regression (or could not tell)",
+        _ => "a dashboard bar failed",
+    };
     let outcome = match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
+        Command::Gate(args) => runtime.block_on(gate(args)),
+        Command::HotPath { path, ops, weaken } => runtime
+            .block_on(run_hot_path(path, ops, weaken))
+            .map(|()| true),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
-            eprintln!("memory-bench: a dashboard bar failed");
+            eprintln!("memory-bench: {failure}");
             ExitCode::from(1)
         }
         Err(e) => {

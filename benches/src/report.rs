@@ -219,10 +219,13 @@ mod tests {
             store_batch: latency,
             statement_prepare_us: 20.0,
             statement_hit_ratio: 0.99,
+            statements_prepared: 40,
             cache_bytes: 10 << 20,
             cache_budget_bytes: 256 << 20,
             evictions_per_1000_lookups: 1.0,
             raw: None,
+            hit_ratio_curve: Vec::new(),
+            episode_budget_share: 0.0,
         }
     }
 

@@ -15,6 +15,7 @@ use memory_storage_turso::{StatementCacheStats, TursoConfig, TursoStorage};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, AgentWorkload};
+use crate::curves::{self, CurvePoint};
 use crate::raw::Raw;
 use crate::replay::{self, Timings};
 
@@ -29,6 +30,10 @@ pub struct RunOptions {
     pub remote: Option<TursoConfig>,
     /// Draw progress bars on the terminal.
     pub progress: bool,
+    /// The cached store's settings (the default ones unless a gate check weakens them).
+    pub cache: CacheSettings,
+    /// Whether the store keeps prepared statements per connection.
+    pub statement_cache: bool,
 }
 
 impl RunOptions {
@@ -39,6 +44,8 @@ impl RunOptions {
             sessions: 20_000,
             remote: None,
             progress: true,
+            cache: CacheSettings::default(),
+            statement_cache: true,
         }
     }
 
@@ -108,6 +115,9 @@ pub struct RunResult {
     pub statement_prepare_us: f64,
     /// Prepared-statement cache hit ratio over the whole run.
     pub statement_hit_ratio: f64,
+    /// Statements prepared over the whole run (every statement-cache miss prepares one).
+    #[serde(default)]
+    pub statements_prepared: u64,
     /// Bytes all caches held at the end.
     pub cache_bytes: u64,
     /// The configured cache budget.
@@ -116,6 +126,13 @@ pub struct RunResult {
     pub evictions_per_1000_lookups: f64,
     /// The same-run raw-libsql baseline (local runs only).
     pub raw: Option<RawComparison>,
+    /// Hit ratio by cache size for this cache, LRU, moka and the optimum, simulated on this
+    /// run's trace.
+    #[serde(default)]
+    pub hit_ratio_curve: Vec<CurvePoint>,
+    /// The episode cache's budget as a share of the data set's bytes.
+    #[serde(default)]
+    pub episode_budget_share: f64,
 }
 
 /// The store beside hand-written raw libsql doing the same work in the same run, on a
@@ -130,7 +147,28 @@ pub struct RawComparison {
     pub store_get_p50_us: f64,
     /// The cached store, the same lookups once cached, p50 in µs.
     pub cached_get_p50_us: f64,
+    /// The three lookups' latency distributions.
+    #[serde(default)]
+    pub distribution: Vec<QuantilePoint>,
 }
+
+/// The latency of one quantile of the raw comparison's lookups, on each side.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuantilePoint {
+    /// The quantile (0.5 = median).
+    pub quantile: f64,
+    /// Raw libsql, µs.
+    pub raw_us: f64,
+    /// The store without its cache, µs.
+    pub store_us: f64,
+    /// The cached store, µs.
+    pub cached_us: f64,
+}
+
+/// The quantiles the raw comparison's distributions are given at.
+const QUANTILES: [f64; 15] = [
+    0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999,
+];
 
 /// Stores the data set's episodes `0..history` with `insert`, in batches of 100, and
 /// returns the seconds spent in `insert` alone (not in building the episodes).
@@ -163,6 +201,7 @@ async fn raw_comparison(
     dir: &std::path::Path,
     store: &TursoStorage,
     history: u64,
+    settings: &CacheSettings,
 ) -> anyhow::Result<RawComparison> {
     let path = dir.join("raw.db");
     // The store creates the schema; raw libsql then writes and reads its tables directly.
@@ -188,22 +227,31 @@ async fn raw_comparison(
         replay::get_existing(store, *id).await?;
         store_h.record(nanos(started))?;
     }
-    let cached = CachedStorage::new(store.clone(), &CacheSettings::default())?;
+    let cached = memory_storage_cached::layer(store.clone(), settings, None)?;
     for id in &ids {
-        replay::get_existing(&cached, *id).await?;
+        replay::get_existing(cached.as_ref(), *id).await?;
     }
     let mut cached_h = Histogram::<u64>::new(3)?;
     for id in &ids {
         let started = Instant::now();
-        replay::get_existing(&cached, *id).await?;
+        replay::get_existing(cached.as_ref(), *id).await?;
         cached_h.record(nanos(started))?;
     }
-    let p50 = |h: &Histogram<u64>| h.value_at_quantile(0.5) as f64 / 1_000.0;
+    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
     Ok(RawComparison {
         raw_bulk_insert_per_sec: history as f64 / insert_secs.max(f64::EPSILON),
-        raw_get_p50_us: p50(&raw_h),
-        store_get_p50_us: p50(&store_h),
-        cached_get_p50_us: p50(&cached_h),
+        raw_get_p50_us: us(&raw_h, 0.5),
+        store_get_p50_us: us(&store_h, 0.5),
+        cached_get_p50_us: us(&cached_h, 0.5),
+        distribution: QUANTILES
+            .iter()
+            .map(|&q| QuantilePoint {
+                quantile: q,
+                raw_us: us(&raw_h, q),
+                store_us: us(&store_h, q),
+                cached_us: us(&cached_h, q),
+            })
+            .collect(),
     })
 }
 
@@ -251,6 +299,11 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
             "local file",
         ),
     };
+    let config = if options.statement_cache {
+        config
+    } else {
+        config.statement_cache_capacity(0)
+    };
     let store = TursoStorage::open(config)
         .await
         .context("opening the store")?;
@@ -266,31 +319,45 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
     loading.finish_and_clear();
 
     // The workload through the cached store, as `open_cached` builds it.
-    let settings = CacheSettings::default();
-    let cached = store.cached(&settings).context("cache settings")?;
+    let settings = &options.cache;
+    // Disabled (a weakened gate check), the workload runs on the store and no cache counts.
+    let cached = match settings.enabled {
+        true => Some(store.cached(settings).context("cache settings")?),
+        false => None,
+    };
+    let target: &dyn StorageBackend = match &cached {
+        Some(cached) => cached,
+        None => &store,
+    };
+    let stats = || {
+        cached
+            .as_ref()
+            .map(CachedStorage::stats)
+            .unwrap_or_default()
+    };
     let workload = AgentWorkload::new(options.history, 42);
     let ops = workload.sessions(2 * options.sessions);
     let warm = workload.sessions(options.sessions).len();
     let running = bar(options.progress, ops.len() as u64, "sessions");
     let mut warmup = Timings::new()?;
     for chunk in ops[..warm].chunks(1_000) {
-        replay::run_agent_timed(&cached, chunk, &mut warmup).await?;
+        replay::run_agent_timed(target, chunk, &mut warmup).await?;
         running.inc(chunk.len() as u64);
     }
-    let before = cached.stats();
+    let before = stats();
     let mut timings = Timings::new()?;
     for chunk in ops[warm..].chunks(1_000) {
-        replay::run_agent_timed(&cached, chunk, &mut timings).await?;
+        replay::run_agent_timed(target, chunk, &mut timings).await?;
         running.inc(chunk.len() as u64);
     }
-    let after = cached.stats();
+    let after = stats();
     running.finish_and_clear();
 
     let raw = match options.remote {
         Some(_) => None,
         None => {
             let comparing = bar(options.progress, 1, "raw libsql");
-            let comparison = raw_comparison(dir.path(), &store, options.history).await?;
+            let comparison = raw_comparison(dir.path(), &store, options.history, settings).await?;
             comparing.finish_and_clear();
             Some(comparison)
         }
@@ -299,12 +366,18 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let overhead = CacheConfig::new(1).entry_overhead;
     let events = AgentWorkload::events(&ops, overhead);
     let warm_events = AgentWorkload::event_count(&ops[..warm]);
-    let reference = belady::replay_events(
-        &events,
-        settings.part_bytes(CachePart::Episodes),
-        warm_events,
-    )
-    .hit_ratio();
+    let episode_budget = settings.part_bytes(CachePart::Episodes);
+    let reference = belady::replay_events(&events, episode_budget, warm_events).hit_ratio();
+    let episode_budget_share =
+        episode_budget as f64 / curves::distinct_bytes(&events).max(1) as f64;
+    let mut shares = vec![0.02, 0.05, 0.1, 0.2, 0.4, 0.6];
+    if episode_budget_share < 1.0 {
+        shares.push(episode_budget_share);
+        shares.sort_by(f64::total_cmp);
+    }
+    let curving = bar(options.progress, 1, "hit curves");
+    let hit_ratio_curve = curves::hit_ratio_curves(&events, warm_events, overhead, &shares);
+    curving.finish_and_clear();
     let statements = store.statement_stats();
     let lookups = |s: &CachedStorageStats| {
         s.episodes.hits + s.episodes.misses + s.episode_queries.hits + s.episode_queries.misses
@@ -343,6 +416,7 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
             statements.prepare_time.as_secs_f64() * 1e6 / statements.misses as f64
         },
         statement_hit_ratio: statements.hit_ratio(),
+        statements_prepared: statements.misses,
         cache_bytes: bytes,
         cache_budget_bytes: settings.budget_bytes,
         evictions_per_1000_lookups: if counted_lookups == 0 {
@@ -351,5 +425,7 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
             delta(evicted(&after), evicted(&before)) as f64 * 1_000.0 / counted_lookups as f64
         },
         raw,
+        hit_ratio_curve,
+        episode_budget_share,
     })
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use memory_cache_adaptive::ConfigError;
 use memory_core::{ChangeSignal, StorageBackend};
 pub use settings::{CachePart, CacheSettings};
-pub use store::{CachedStats, CachedStorage, CachedStorageStats};
+pub use store::{CachedStats, CachedStorage, CachedStorageStats, entity_cache_config};
 
 /// `inner` behind caches as `settings` say, watching `signal` for other writers; with the
 /// cache disabled, `inner` itself.

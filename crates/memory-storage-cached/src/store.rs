@@ -95,12 +95,33 @@ impl<S: StorageBackend> CachedStats for CachedStorage<S> {
     }
 }
 
-fn share(settings: &CacheSettings, part: CachePart) -> CacheConfig {
-    let bytes = settings.part_bytes(part);
+fn sized(bytes: u64) -> CacheConfig {
     let entries = usize::try_from((bytes / MIN_ENTRY_BYTES).max(256)).unwrap_or(usize::MAX);
-    let mut config = CacheConfig::new(entries).max_weight(bytes);
+    CacheConfig::new(entries).max_weight(bytes)
+}
+
+fn share(settings: &CacheSettings, part: CachePart) -> CacheConfig {
+    with_ages(sized(settings.part_bytes(part)), settings)
+}
+
+fn with_ages(mut config: CacheConfig, settings: &CacheSettings) -> CacheConfig {
     config.max_age = settings.max_age;
     config.negative_ttl = settings.negative_ttl;
+    config
+}
+
+/// The configuration an entity cache (episodes, patterns, heuristics) of `bytes` gets,
+/// before the settings' ages are applied: what a simulation of the cached store's entity
+/// caches should build.
+///
+/// ```
+/// let config = memory_storage_cached::entity_cache_config(64 * 1024 * 1024);
+/// assert_eq!(config.max_weight, Some(64 * 1024 * 1024));
+/// assert!(config.validate().is_ok());
+/// ```
+pub fn entity_cache_config(bytes: u64) -> CacheConfig {
+    let mut config = sized(bytes);
+    config.window_percent = ENTITY_WINDOW_PERCENT;
     config
 }
 
@@ -111,8 +132,7 @@ fn entity_cache<E: Entity + Send + Sync + 'static>(
 where
     E::Id: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
 {
-    let mut config = share(settings, part);
-    config.window_percent = ENTITY_WINDOW_PERCENT;
+    let config = with_ages(entity_cache_config(settings.part_bytes(part)), settings);
     AdaptiveCache::builder(config)
         .weigher(|_, item: &Arc<E>| codec::encoded_len(item.as_ref()) as u64)
         .build()

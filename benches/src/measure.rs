@@ -1,0 +1,399 @@
+//! What `memory-bench gate` measures and how two measurements are compared.
+//!
+//! A measurement holds two kinds of figure (see [`crate::gate`] for the decisions):
+//!
+//! - deterministic figures from one quick standard run on the seeded workload (the episode
+//!   and query-result hit ratios, the statement-cache hit ratio and the statements
+//!   prepared) and the instructions of the CPU-bound hot paths under callgrind
+//!   ([`crate::instructions`]);
+//! - timing figures, each a ratio of the store's time to raw libsql's measured in the same
+//!   repetition on the same data (raw and store calls interleaved in blocks, so that a
+//!   slow moment of the machine lands on both), repeated [`GateOptions::reps`] times.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use memory_core::{Episode, StorageBackend};
+use memory_storage_cached::CacheSettings;
+use memory_storage_turso::{TursoConfig, TursoStorage};
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{self, AgentWorkload};
+use crate::gate::{self, Verdict};
+use crate::instructions::{self, HotPath};
+use crate::raw::Raw;
+use crate::replay;
+use crate::run::{RunOptions, standard_run};
+
+/// A deliberately weakened configuration, to show that the gate catches it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Weakening {
+    /// The shipped configuration.
+    #[default]
+    None,
+    /// No entity or query-result cache.
+    EntityCache,
+    /// No prepared-statement cache: every statement is prepared again.
+    StatementCache,
+}
+
+/// How much the gate measures.
+#[derive(Clone, Debug)]
+pub struct GateOptions {
+    /// Timing repetitions.
+    pub reps: usize,
+    /// Episodes in each timing repetition's data set.
+    pub history: u64,
+    /// The configuration under test.
+    pub weaken: Weakening,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        GateOptions {
+            reps: 12,
+            history: 2_000,
+            weaken: Weakening::None,
+        }
+    }
+}
+
+impl GateOptions {
+    fn cache(&self) -> CacheSettings {
+        match self.weaken {
+            Weakening::EntityCache => CacheSettings::disabled(),
+            _ => CacheSettings::default(),
+        }
+    }
+
+    fn config(&self, path: &Path) -> TursoConfig {
+        let config = TursoConfig::local(path);
+        match self.weaken {
+            Weakening::StatementCache => config.statement_cache_capacity(0),
+            _ => config,
+        }
+    }
+}
+
+/// A figure that is the same on every run of the same build.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Deterministic {
+    /// The value.
+    pub value: f64,
+    /// The absolute change towards worse that is still a pass.
+    pub tolerance: f64,
+    /// Whether a larger value is better.
+    pub higher_is_better: bool,
+}
+
+/// One gate measurement (the JSON the gate saves and compares).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Logical cores of the machine.
+    pub cores: usize,
+    /// Deterministic figures by name.
+    pub deterministic: BTreeMap<String, Deterministic>,
+    /// Timing ratios by name (lower is better), one per repetition.
+    pub timing: BTreeMap<String, Vec<f64>>,
+}
+
+/// Get and query calls timed per side in each repetition.
+const CALLS: usize = 2_000;
+/// Calls per interleaved block.
+const BLOCK: usize = 100;
+
+/// Measures everything the gate compares.
+pub async fn measure(options: &GateOptions, progress: bool) -> anyhow::Result<Measurement> {
+    let mut run_options = RunOptions::quick();
+    run_options.progress = progress;
+    run_options.cache = options.cache();
+    run_options.statement_cache = options.weaken != Weakening::StatementCache;
+    let run = standard_run(&run_options).await?;
+    let mut out = Measurement {
+        cores: run.cores,
+        ..Measurement::default()
+    };
+    let mut put = |name: &str, value: f64, tolerance: f64, higher_is_better: bool| {
+        out.deterministic.insert(
+            name.to_string(),
+            Deterministic {
+                value,
+                tolerance,
+                higher_is_better,
+            },
+        );
+    };
+    put("episode hit ratio", run.episode_hit_ratio, 0.0005, true);
+    put("query hit ratio", run.query_hit_ratio, 0.0005, true);
+    put("statement hit ratio", run.statement_hit_ratio, 0.001, true);
+    // The count depends a little on how many connections the pool opened.
+    let prepared = run.statements_prepared as f64;
+    put(
+        "statements prepared",
+        prepared,
+        (prepared * 0.2).max(20.0),
+        false,
+    );
+
+    for path in HotPath::ALL {
+        let per_op = instructions::per_operation(path, options.weaken)
+            .with_context(|| format!("counting {}", path.figure()))?;
+        put(path.figure(), per_op, per_op * path.tolerance(), false);
+    }
+
+    for rep in 0..options.reps {
+        let dir = tempfile::tempdir().context("a temporary folder")?;
+        let sample = timing_sample(dir.path(), options)
+            .await
+            .with_context(|| format!("timing repetition {rep}"))?;
+        for (name, ratio) in sample {
+            out.timing.entry(name.to_string()).or_default().push(ratio);
+        }
+    }
+    Ok(out)
+}
+
+fn nanos(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+fn p50(h: &Histogram<u64>) -> f64 {
+    h.value_at_quantile(0.5) as f64
+}
+
+/// One repetition: a fresh store and a fresh raw file with the same data, and the same
+/// calls on both, interleaved.
+async fn timing_sample(
+    dir: &Path,
+    options: &GateOptions,
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let store = TursoStorage::open(options.config(&dir.join("store.db"))).await?;
+    let raw_path = dir.join("raw.db");
+    // The store creates the schema; raw libsql then writes and reads its tables directly.
+    drop(TursoStorage::open(TursoConfig::local(&raw_path)).await?);
+    let raw = Raw::local(&raw_path).await?;
+
+    let (mut store_secs, mut raw_secs) = (0.0, 0.0);
+    let mut batch: Vec<Episode> = Vec::with_capacity(100);
+    for n in 0..options.history {
+        batch.push(agent::episode(n, 0));
+        if batch.len() == 100 || n + 1 == options.history {
+            let started = Instant::now();
+            store.store_episodes(&batch).await?;
+            store_secs += started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            raw.insert_episodes(&batch).await?;
+            raw_secs += started.elapsed().as_secs_f64();
+            batch.clear();
+        }
+    }
+
+    let ids: Vec<_> = (0..CALLS as u64)
+        .map(|i| agent::id_of(crate::scatter(i % options.history, options.history)))
+        .collect();
+    let queries: Vec<_> = AgentWorkload::new(options.history, 7)
+        .sessions(CALLS)
+        .iter()
+        .filter_map(|op| op.query())
+        .take(CALLS)
+        .collect();
+
+    let h = || Histogram::<u64>::new(3).context("a histogram");
+    let (mut raw_get, mut store_get, mut store_query) = (h()?, h()?, h()?);
+    let lookup = raw.lookup_statement().await?;
+    for (ids, queries) in ids.chunks(BLOCK).zip(queries.chunks(BLOCK)) {
+        for id in ids {
+            let started = Instant::now();
+            raw.get_with(&lookup, *id).await?;
+            raw_get.record(nanos(started))?;
+        }
+        for id in ids {
+            let started = Instant::now();
+            replay::get_existing(&store, *id).await?;
+            store_get.record(nanos(started))?;
+        }
+        for query in queries {
+            let started = Instant::now();
+            store.query_episodes(query).await?;
+            store_query.record(nanos(started))?;
+        }
+    }
+    let base = p50(&raw_get);
+    Ok(vec![
+        (
+            "bulk insert time / raw",
+            store_secs / raw_secs.max(f64::EPSILON),
+        ),
+        ("get p50 / raw get p50", p50(&store_get) / base),
+        ("query p50 / raw get p50", p50(&store_query) / base),
+    ])
+}
+
+/// One compared figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    /// The figure's name.
+    pub name: String,
+    /// The baseline's value (the median for timing figures).
+    pub base: f64,
+    /// This measurement's value (the median for timing figures).
+    pub now: f64,
+    /// The gate's verdict.
+    pub verdict: Verdict,
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Compares `now` with `base`, figure by figure. A figure of the baseline that `now` lacks
+/// is a failure (a renamed figure must not slip through unchecked).
+pub fn compare(base: &Measurement, now: &Measurement) -> Vec<Comparison> {
+    let missing = || Verdict::Inconclusive {
+        needed: f64::INFINITY,
+    };
+    let mut out = Vec::new();
+    for (name, b) in &base.deterministic {
+        let (value, verdict) = match now.deterministic.get(name) {
+            Some(n) => (
+                n.value,
+                gate::deterministic(b.value, n.value, b.tolerance, b.higher_is_better),
+            ),
+            None => (f64::NAN, missing()),
+        };
+        out.push(Comparison {
+            name: name.clone(),
+            base: b.value,
+            now: value,
+            verdict,
+        });
+    }
+    for (name, b) in &base.timing {
+        let (value, verdict) = match now.timing.get(name) {
+            Some(n) => (median(n), gate::timing(b, n)),
+            None => (f64::NAN, missing()),
+        };
+        out.push(Comparison {
+            name: name.clone(),
+            base: median(b),
+            now: value,
+            verdict,
+        });
+    }
+    out
+}
+
+/// The comparison as a markdown table.
+pub fn markdown(comparisons: &[Comparison]) -> String {
+    let mut out = String::from(
+        "| figure | baseline | this build | change | verdict |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for c in comparisons {
+        let verdict = match &c.verdict {
+            Verdict::Pass => "pass".to_string(),
+            Verdict::Regressed { change, allowed } => format!(
+                "**REGRESSED** ({:+.1} %, {:.1} % allowed)",
+                change * 100.0,
+                allowed * 100.0
+            ),
+            Verdict::Inconclusive { needed } if needed.is_finite() => format!(
+                "**INCONCLUSIVE** (noise needs {:.1} %; rerun with more --reps)",
+                needed * 100.0
+            ),
+            Verdict::Inconclusive { .. } => "**MISSING** from this build".to_string(),
+        };
+        out += &format!(
+            "| {} | {:.4} | {:.4} | {:+.1} % | {verdict} |\n",
+            c.name,
+            c.base,
+            c.now,
+            (c.now / c.base - 1.0) * 100.0
+        );
+    }
+    out
+}
+
+/// The figures of one measurement as a markdown table (timing ones as median, lowest and
+/// highest of the repetitions).
+pub fn figures(m: &Measurement) -> String {
+    let mut out = String::from("| figure | value |\n| --- | --- |\n");
+    for (name, d) in &m.deterministic {
+        out += &format!("| {name} | {:.4} |\n", d.value);
+    }
+    for (name, samples) in &m.timing {
+        let low = samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        out += &format!(
+            "| {name} | {:.4} (median of {}, {low:.4}–{high:.4}) |\n",
+            median(samples),
+            samples.len()
+        );
+    }
+    out
+}
+
+/// Whether every figure passes.
+pub fn passes(comparisons: &[Comparison]) -> bool {
+    comparisons.iter().all(|c| c.verdict.passes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measurement(hit: f64, ratios: &[f64]) -> Measurement {
+        let mut m = Measurement::default();
+        m.deterministic.insert(
+            "episode hit ratio".into(),
+            Deterministic {
+                value: hit,
+                tolerance: 0.0005,
+                higher_is_better: true,
+            },
+        );
+        m.timing.insert("get".into(), ratios.to_vec());
+        m
+    }
+
+    const STEADY: [f64; 8] = [1.10, 1.12, 1.09, 1.11, 1.10, 1.13, 1.08, 1.11];
+
+    #[test]
+    fn the_same_figures_pass() {
+        let base = measurement(0.95, &STEADY);
+        let comparisons = compare(&base, &base.clone());
+        assert_eq!(comparisons.len(), 2);
+        assert!(passes(&comparisons), "{}", markdown(&comparisons));
+        assert!(figures(&base).contains("| get | 1.1050 (median of 8, 1.0800–1.1300) |"));
+    }
+
+    #[test]
+    fn a_lower_hit_ratio_or_a_slower_path_fails() {
+        let base = measurement(0.95, &STEADY);
+        assert!(!passes(&compare(&base, &measurement(0.90, &STEADY))));
+        let slower: Vec<f64> = STEADY.iter().map(|x| x * 1.1).collect();
+        let comparisons = compare(&base, &measurement(0.95, &slower));
+        assert!(!passes(&comparisons));
+        assert!(markdown(&comparisons).contains("REGRESSED"));
+    }
+
+    #[test]
+    fn a_figure_missing_from_the_new_build_fails() {
+        let base = measurement(0.95, &STEADY);
+        let mut now = base.clone();
+        now.timing.clear();
+        let comparisons = compare(&base, &now);
+        assert!(!passes(&comparisons));
+        assert!(markdown(&comparisons).contains("MISSING"));
+    }
+}
