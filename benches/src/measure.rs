@@ -4,7 +4,8 @@
 //!
 //! - deterministic figures from one quick standard run on the seeded workload (the episode
 //!   and query-result hit ratios, the statement-cache hit ratio and the statements
-//!   prepared) and the instructions of the CPU-bound hot paths under callgrind
+//!   prepared), the network round trips of a warm batch and a warm get against a real sqld
+//!   (counted by the server), and the instructions of the CPU-bound hot paths under callgrind
 //!   ([`crate::instructions`]);
 //! - timing figures, each a ratio of the store's time to raw libsql's measured in the same
 //!   repetition on the same data (raw and store calls interleaved in blocks, so that a
@@ -27,6 +28,7 @@ use crate::instructions::{self, HotPath};
 use crate::raw::Raw;
 use crate::replay;
 use crate::run::{RunOptions, standard_run};
+use crate::sqld::Sqld;
 
 /// A deliberately weakened configuration, to show that the gate catches it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +140,12 @@ pub async fn measure(options: &GateOptions, progress: bool) -> anyhow::Result<Me
         false,
     );
 
+    let trips = round_trips(options).await.context(
+        "counting round trips against sqld (scripts/install-sqld.sh installs it; or set SQLD_BIN)",
+    )?;
+    put("round trips per 100-episode batch", trips.batch, 0.5, false);
+    put("round trips per get", trips.get, 0.5, false);
+
     for path in HotPath::ALL {
         let per_op = instructions::per_operation(path, options.weaken)
             .with_context(|| format!("counting {}", path.figure()))?;
@@ -154,6 +162,46 @@ pub async fn measure(options: &GateOptions, progress: bool) -> anyhow::Result<Me
         }
     }
     Ok(out)
+}
+
+/// Network round trips of warm operations against a real sqld.
+struct RoundTrips {
+    batch: f64,
+    get: f64,
+}
+
+/// Counts the HTTP requests (each one network round trip) a real sqld sees for a warm
+/// 100-episode batch and a warm get, each the mean of a few, after a first batch and get
+/// prepared every statement shape.
+async fn round_trips(options: &GateOptions) -> anyhow::Result<RoundTrips> {
+    const REPEATS: u64 = 3;
+    let server = Sqld::start().await?;
+    let mut config = TursoConfig::remote(server.url(), None);
+    if options.weaken == Weakening::StatementCache {
+        config = config.statement_cache_capacity(0);
+    }
+    let store = TursoStorage::open(config).await?;
+    let batch = |b: u64| -> Vec<Episode> {
+        (b * 100..(b + 1) * 100)
+            .map(|n| agent::episode(n, 0))
+            .collect()
+    };
+    store.store_episodes(&batch(0)).await?;
+    replay::get_existing(&store, agent::id_of(0)).await?;
+    let before = server.requests().await?;
+    for b in 1..=REPEATS {
+        store.store_episodes(&batch(b)).await?;
+    }
+    let batches = server.requests().await? - before;
+    let before = server.requests().await?;
+    for n in 1..=REPEATS {
+        replay::get_existing(&store, agent::id_of(n)).await?;
+    }
+    let gets = server.requests().await? - before;
+    Ok(RoundTrips {
+        batch: batches as f64 / REPEATS as f64,
+        get: gets as f64 / REPEATS as f64,
+    })
 }
 
 fn nanos(started: Instant) -> u64 {

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-#[path = "../../../crates/memory-storage-turso/tests/support/mod.rs"]
-pub mod sqld;
+#[allow(unused_imports)] // not every bench that shares this module starts a server
+pub use memory_bench::sqld;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
