@@ -62,6 +62,9 @@ impl RedbStorage {
     /// another program, or of a newer format, is refused, never rewritten.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            create_whole(&path)?;
+        }
         let db = Database::create(&path).map_err(|e| open(&path, e))?;
         check_format(&db, &path)?;
         Ok(RedbStorage {
@@ -308,6 +311,45 @@ fn prefix_ids(
 
 /// Creates the format record in a new file; accepts this build's format; refuses a newer
 /// format and a file that holds tables but no format record (another program's file).
+/// Creates a new store file at `path` so that a crash at any moment leaves either no file
+/// there or a complete one: the file is built beside it under a temporary name, with its
+/// format record committed, then linked into place (a link fails rather than replace a file
+/// that another process created meanwhile). A crash can leave the temporary file behind.
+fn create_whole(path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.creating-{}", std::process::id()));
+    let io = |what: &str, e: std::io::Error| {
+        StorageError::new(
+            ErrorKind::Unavailable,
+            format!("{what} {}: {e}", path.display()),
+        )
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| io("creating the folder of", e))?;
+    }
+    {
+        let db = Database::create(&temporary).map_err(|e| open(&temporary, e))?;
+        check_format(&db, &temporary)?;
+    }
+    let linked = std::fs::hard_link(&temporary, path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("putting in place the new store file", e)),
+    }
+    // The link itself must survive a power loss, not only the file's contents.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| io("syncing the folder of", e))?;
+    }
+    Ok(())
+}
+
 fn check_format(database: &Database, path: &Path) -> Result<()> {
     let doing = "checking the file format";
     let txn = database.begin_write().map_err(|e| db(doing, e))?;

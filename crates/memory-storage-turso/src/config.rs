@@ -111,6 +111,9 @@ impl Default for PoolConfig {
     }
 }
 
+/// The default [`TursoConfig::operation_timeout`] of remote databases and replicas.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Retries of transient failures (busy database, dropped connection) for idempotent
 /// operations.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +169,12 @@ pub struct TursoConfig {
     pub compression_level: i32,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// The longest one attempt of an operation (checkout included) may wait for a server
+    /// that has stopped answering; past it the call fails `Transient` and the connection is
+    /// dropped. 30 s for remote databases and replicas; `None` (no limit) for local files
+    /// and memory, whose waits `busy_timeout` already bounds. Raise it for batches that
+    /// take longer.
+    pub operation_timeout: Option<Duration>,
     /// The cache [`TursoStorage::open_cached`](crate::TursoStorage::open_cached) puts in
     /// front (on by default; [`CacheSettings::disabled`] turns it off).
     pub cache: CacheSettings,
@@ -180,6 +189,10 @@ impl TursoConfig {
             },
             _ => PoolConfig::default(),
         };
+        let operation_timeout = match location {
+            Location::Remote { .. } | Location::Replica { .. } => Some(DEFAULT_OPERATION_TIMEOUT),
+            Location::LocalFile(_) | Location::InMemory => None,
+        };
         TursoConfig {
             location,
             pool,
@@ -189,6 +202,7 @@ impl TursoConfig {
             compression_threshold: 4 * 1024,
             compression_level: 3,
             retry: RetryPolicy::default(),
+            operation_timeout,
             cache: CacheSettings::default(),
         }
     }
@@ -307,6 +321,12 @@ impl TursoConfig {
         self
     }
 
+    /// Sets the limit on one attempt of an operation against a server (`None`: no limit).
+    pub fn operation_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Sets the retry policy.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -354,6 +374,12 @@ impl TursoConfig {
         self.cache
             .validate()
             .map_err(|e| invalid(&format!("cache.{}", e.field), e.reason))?;
+        if self.operation_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(invalid(
+                "operation_timeout",
+                "must be positive (None turns the limit off)".into(),
+            ));
+        }
         if self.pool.checkout_timeout.is_zero() {
             return Err(invalid("pool.checkout_timeout", "must be positive".into()));
         }
@@ -474,6 +500,11 @@ mod tests {
         let printed = format!("{config:?} {:?}", config.location);
         assert!(!printed.contains("s3cr3t"), "{printed}");
         assert!(printed.contains("<redacted>"));
+        let token = AuthToken::new("s3cr3t");
+        assert_eq!(
+            format!("{token} {token:?}"),
+            "<redacted> AuthToken(<redacted>)"
+        );
     }
 
     #[test]

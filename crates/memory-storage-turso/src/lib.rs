@@ -31,7 +31,10 @@ mod statements;
 mod store;
 mod table;
 
-pub use config::{AuthToken, Location, PoolConfig, RetryPolicy, TOKEN_ENV, TursoConfig, URL_ENV};
+pub use config::{
+    AuthToken, DEFAULT_OPERATION_TIMEOUT, Location, PoolConfig, RetryPolicy, TOKEN_ENV,
+    TursoConfig, URL_ENV,
+};
 pub use memory_storage_cached::{CacheSettings, CachedStorage};
 pub use pool::{PoolStats, PoolStatsSnapshot, WAIT_BUCKETS, WAIT_SLOTS};
 pub use schema::SCHEMA_VERSION;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use libsql::{Builder, Statement, Value};
@@ -31,11 +32,22 @@ macro_rules! with_conn {
     ($store:expr, $conn:ident => $body:expr) => {{
         let store = $store;
         let mut attempt = 1u32;
+        let limit = store.inner.config.operation_timeout;
         loop {
-            let mut pooled = store.inner.pool.get().await?;
+            let started = Instant::now();
+            let Some(pooled) = within(limit, store.inner.pool.get()).await else {
+                break Err(timed_out(limit, started));
+            };
+            let mut pooled = pooled?;
             let result = {
                 let $conn: &mut Conn = pooled.conn()?;
-                $body.await
+                let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+                within(left, $body).await
+            };
+            let Some(result) = result else {
+                // Cut off mid-request: the connection's state is unknown, never reuse it.
+                pooled.discard();
+                break Err(timed_out(limit, started));
             };
             match result {
                 Err(e) if e.is_transient() && attempt < store.inner.config.retry.attempts => {
@@ -50,6 +62,26 @@ macro_rules! with_conn {
             }
         }
     }};
+}
+
+/// `fut`'s output, or `None` if `limit` passed first (no limit: always the output).
+async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// The error of an attempt cut off by the operation timeout.
+fn timed_out(limit: Option<Duration>, started: Instant) -> StorageError {
+    StorageError::new(
+        ErrorKind::Transient,
+        format!(
+            "the database did not answer within the operation timeout ({:?}; waited {:?})",
+            limit.unwrap_or_default(),
+            started.elapsed()
+        ),
+    )
 }
 
 /// Items per multi-row upsert (7 columns × 64 rows stays far below SQLite's parameter limit).
@@ -169,6 +201,15 @@ impl TursoStorage {
     }
 
     async fn prepare_database(&self) -> Result<()> {
+        let limit = self.inner.config.operation_timeout;
+        let started = Instant::now();
+        // Opening asks the server too: a stalled one must not hang `open`.
+        within(limit, self.prepare_database_unbounded())
+            .await
+            .unwrap_or_else(|| Err(timed_out(limit, started)))
+    }
+
+    async fn prepare_database_unbounded(&self) -> Result<()> {
         if self.inner.replica {
             self.sync().await?;
         }
@@ -202,8 +243,7 @@ impl TursoStorage {
 
     /// The schema version of the open database.
     pub async fn schema_version(&self) -> Result<i64> {
-        let mut conn = self.inner.pool.get().await?;
-        schema::version(&conn.conn()?.raw).await
+        with_conn!(self, conn => schema::version(&conn.raw))
     }
 
     /// The store generation, bumped by every write transaction of any client of this
@@ -273,17 +313,16 @@ impl TursoStorage {
         if !self.inner.replica {
             return Ok(());
         }
-        self.inner
-            .pool
-            .database()
-            .sync()
+        let (limit, started) = (self.inner.config.operation_timeout, Instant::now());
+        within(limit, self.inner.pool.database().sync())
             .await
+            .ok_or_else(|| timed_out(limit, started))?
             .map_err(|e| db("syncing the replica", e))?;
         Ok(())
     }
 
     /// How long to wait before retry number `attempt` (1-based).
-    fn backoff(&self, attempt: u32) -> std::time::Duration {
+    fn backoff(&self, attempt: u32) -> Duration {
         let retry = &self.inner.config.retry;
         retry
             .base_delay
@@ -299,10 +338,11 @@ impl TursoStorage {
             return Ok(());
         }
         let database = self.inner.pool.database();
+        let (limit, started) = (self.inner.config.operation_timeout, Instant::now());
         match database.max_write_replication_index() {
-            Some(frame) => database
-                .sync_until(frame)
+            Some(frame) => within(limit, database.sync_until(frame))
                 .await
+                .ok_or_else(|| timed_out(limit, started))?
                 .map(|_| ())
                 .map_err(|e| db("syncing the replica up to this store's last write", e)),
             None => self.sync().await,

@@ -42,3 +42,27 @@ fn acknowledged_batches_survive_sigkill_whole() {
     .unwrap();
     println!("{summary}");
 }
+
+/// Kills landing while the child creates the file and its schema (the first milliseconds
+/// of its life) must leave no file, or one that opens: never one the store refuses.
+#[test]
+fn a_kill_during_creation_leaves_an_openable_file() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for millis in 0..40u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.db");
+        let delay = std::time::Duration::from_millis(millis);
+        let acked = kill_child_after("child_writer", PATH_ENV, &path, delay).unwrap();
+        rt.block_on(async {
+            let store = TursoStorage::open(TursoConfig::local(&path))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("killed after {millis} ms: the file does not open: {e}")
+                });
+            check_after_crash(&store, acked).await.unwrap();
+        });
+    }
+}

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,8 @@ pub struct Sqld {
     child: Child,
     addr: SocketAddr,
     admin: SocketAddr,
-    _dir: tempfile::TempDir,
+    grpc: SocketAddr,
+    dir: tempfile::TempDir,
 }
 
 fn binary() -> anyhow::Result<PathBuf> {
@@ -39,6 +40,31 @@ fn binary() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The server on `addr` (HTTP), `admin` (metrics) and `grpc`, with its database in `dir`.
+fn command(
+    binary: &Path,
+    dir: &Path,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    grpc: SocketAddr,
+) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("--db-path")
+        .arg(dir.join("data.sqld"))
+        .arg("--http-listen-addr")
+        .arg(addr.to_string())
+        .arg("--admin-listen-addr")
+        .arg(admin.to_string())
+        .arg("--grpc-listen-addr")
+        .arg(grpc.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir(dir);
+    command
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -54,26 +80,16 @@ impl Sqld {
             let port = free_port()?;
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-            let child = Command::new(&binary)
-                .arg("--db-path")
-                .arg(dir.path().join("data.sqld"))
-                .arg("--http-listen-addr")
-                .arg(addr.to_string())
-                .arg("--admin-listen-addr")
-                .arg(admin.to_string())
-                .arg("--grpc-listen-addr")
-                .arg(format!("127.0.0.1:{}", free_port()?))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .current_dir(dir.path())
+            let grpc: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+            let child = command(&binary, dir.path(), addr, admin, grpc)
                 .spawn()
                 .with_context(|| format!("starting {}", binary.display()))?;
             let mut server = Sqld {
                 child,
                 addr,
                 admin,
-                _dir: dir,
+                grpc,
+                dir,
             };
             match server.wait_ready(Duration::from_secs(20)).await {
                 Ok(()) => return Ok(server),
@@ -131,6 +147,41 @@ impl Sqld {
             }
         }
         Ok(total as u64)
+    }
+
+    /// Starts the server again on the same ports and data folder after [`kill`](Self::kill)
+    /// (a crash and a restart, as an operator's supervisor would do).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let binary = binary()?;
+        let started = Instant::now();
+        // The old listener's port can stay busy for a moment after the kill: retry.
+        loop {
+            self.child = command(&binary, self.dir.path(), self.addr, self.admin, self.grpc)
+                .spawn()
+                .with_context(|| format!("restarting {}", binary.display()))?;
+            match self.wait_ready(Duration::from_secs(10)).await {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() > Duration::from_secs(30) => return Err(e),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Freezes the server (SIGSTOP) or thaws it (SIGCONT): a server that accepts connections
+    /// and never answers, as a stalled or overloaded one does.
+    pub fn freeze(&self, frozen: bool) -> anyhow::Result<()> {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill {signal} failed: {status}");
+        Ok(())
     }
 
     /// Kills the server (its data folder stays until drop).
