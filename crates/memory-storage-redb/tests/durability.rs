@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use memory_core::testing::crash::{
-    check_after_crash, kill_child_after, run_trials, write_until_killed,
+    check_after_crash, kill_child_after, kill_during_creation, run_trials, write_until_killed,
 };
 use memory_storage_redb::RedbStorage;
 
@@ -47,13 +47,10 @@ fn a_kill_during_creation_leaves_an_openable_file() {
         .enable_all()
         .build()
         .unwrap();
-    for millis in 0..40u64 {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("crash.redb");
-        let delay = std::time::Duration::from_millis(millis);
-        let acked = kill_child_after("child_writer", PATH_ENV, &path, delay).unwrap();
-        let store = RedbStorage::open(&path)
-            .unwrap_or_else(|e| panic!("killed after {millis} ms: the file does not open: {e}"));
-        rt.block_on(check_after_crash(&store, acked)).unwrap();
-    }
+    let dir = tempfile::tempdir().unwrap();
+    kill_during_creation("child_writer", PATH_ENV, dir.path(), 40, |path, acked| {
+        let store = RedbStorage::open(path)?;
+        rt.block_on(check_after_crash(&store, acked)).map(|_| ())
+    })
+    .unwrap();
 }

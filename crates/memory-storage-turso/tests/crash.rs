@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use memory_core::testing::crash::{
-    check_after_crash, kill_child_after, run_trials, write_until_killed,
+    check_after_crash, kill_child_after, kill_during_creation, run_trials, write_until_killed,
 };
 use memory_storage_turso::{TursoConfig, TursoStorage};
 
@@ -35,7 +35,7 @@ fn acknowledged_batches_survive_sigkill_whole() {
         let acked = kill_child_after("child_writer", PATH_ENV, &path, delay)?;
         rt.block_on(async {
             let store = TursoStorage::open(TursoConfig::local(&path)).await?;
-            check_after_crash(&store, acked).await
+            check_after_crash(&store, acked).await.map(|_| ())
         })?;
         Ok(acked.map_or(0, |n| n + 1))
     })
@@ -51,18 +51,12 @@ fn a_kill_during_creation_leaves_an_openable_file() {
         .enable_all()
         .build()
         .unwrap();
-    for millis in 0..40u64 {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("crash.db");
-        let delay = std::time::Duration::from_millis(millis);
-        let acked = kill_child_after("child_writer", PATH_ENV, &path, delay).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    kill_during_creation("child_writer", PATH_ENV, dir.path(), 40, |path, acked| {
         rt.block_on(async {
-            let store = TursoStorage::open(TursoConfig::local(&path))
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("killed after {millis} ms: the file does not open: {e}")
-                });
-            check_after_crash(&store, acked).await.unwrap();
-        });
-    }
+            let store = TursoStorage::open(TursoConfig::local(path)).await?;
+            check_after_crash(&store, acked).await.map(|_| ())
+        })
+    })
+    .unwrap();
 }

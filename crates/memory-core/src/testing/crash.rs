@@ -112,6 +112,25 @@ pub fn kill_child_after(
     Ok(last_ack(BufReader::new(stdout)))
 }
 
+/// Kills the child (as [`kill_child_after`] runs it) at each millisecond `0..millis` of its
+/// life, while it is still creating its file, each time on a fresh file in `dir`, and runs
+/// `check(path, last acknowledged batch)` after each kill: a crash during creation must
+/// leave no file or one that opens.
+pub fn kill_during_creation(
+    child_test: &str,
+    env: &str,
+    dir: &Path,
+    millis: u64,
+    mut check: impl FnMut(&Path, Option<u64>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for ms in 0..millis {
+        let path = dir.join(format!("killed-after-{ms}-ms"));
+        let acked = kill_child_after(child_test, env, &path, Duration::from_millis(ms))?;
+        check(&path, acked).with_context(|| format!("killed after {ms} ms"))?;
+    }
+    Ok(())
+}
+
 /// Runs `trials` crash trials, each killing its child after a pseudo-random 30–400 ms
 /// (seeded from the clock, printed), and returns a summary line. `trial(delay)` runs one
 /// and returns how many batches were acknowledged. Fails if fewer than half the kills
