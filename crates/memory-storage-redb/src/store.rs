@@ -65,8 +65,11 @@ impl RedbStorage {
         if !path.exists() {
             create_whole(&path)?;
         }
-        let db = Database::create(&path).map_err(|e| open(&path, e))?;
-        check_format(&db, &path)?;
+        let db = contained(&path, "opening", || {
+            let db = Database::create(&path).map_err(|e| open(&path, e))?;
+            check_format(&db, &path)?;
+            Ok(db)
+        })?;
         Ok(RedbStorage {
             db: Arc::new(db),
             path: Arc::new(path),
@@ -122,11 +125,12 @@ impl RedbStorage {
                 }
             }
         });
-        task.await.map_err(|e| {
-            StorageError::new(
+        task.await.map_err(|e| match e.try_into_panic() {
+            Ok(panic) => damaged(&self.path, doing, panic.as_ref()),
+            Err(e) => StorageError::new(
                 ErrorKind::Internal,
                 format!("{doing}: the write task failed: {e}"),
-            )
+            ),
         })?
     }
 
@@ -147,6 +151,10 @@ impl RedbStorage {
     }
 
     fn get_items<E: Row>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
+        contained(&self.path, "reading", || self.get_items_unguarded(ids))
+    }
+
+    fn get_items_unguarded<E: Row>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
         let txn = self.read()?;
         let table = match txn.open_table(E::TABLE) {
             Ok(table) => table,
@@ -159,6 +167,10 @@ impl RedbStorage {
     }
 
     fn count<E: Row>(&self) -> Result<u64> {
+        contained(&self.path, "counting", || self.count_unguarded::<E>())
+    }
+
+    fn count_unguarded<E: Row>(&self) -> Result<u64> {
         let txn = self.read()?;
         match txn.open_table(E::TABLE) {
             Ok(table) => table.len().map_err(|e| db("counting", e)),
@@ -311,6 +323,26 @@ fn prefix_ids(
 
 /// Creates the format record in a new file; accepts this build's format; refuses a newer
 /// format and a file that holds tables but no format record (another program's file).
+/// Runs `f`, turning a panic inside redb into a `Corrupt` error: redb panics on some
+/// damaged pages (seen: "Invalid page type byte 165") where it should return an error, and
+/// a damaged file must not take the caller's process down.
+fn contained<T>(path: &Path, doing: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(damaged(path, doing, panic.as_ref())))
+}
+
+fn damaged(path: &Path, doing: &str, panic: &(dyn std::any::Any + Send)) -> StorageError {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no message");
+    StorageError::corrupt(format!(
+        "{doing} {}: redb stopped on damaged data ({message})",
+        path.display()
+    ))
+}
+
 /// Creates a new store file at `path` so that a crash at any moment leaves either no file
 /// there or a complete one: the file is built beside it under a temporary name, with its
 /// format record committed, then linked into place (a link fails rather than replace a file
@@ -417,7 +449,9 @@ impl StorageBackend for RedbStorage {
         self.delete_items::<Episode>(ids.to_vec()).await
     }
     async fn query_episodes(&self, query: &EpisodeQuery) -> Result<EpisodePage> {
-        self.query_episodes_now(query)
+        contained(&self.path, "querying episodes", || {
+            self.query_episodes_now(query)
+        })
     }
     async fn count_episodes(&self) -> Result<u64> {
         self.count::<Episode>()
@@ -445,7 +479,9 @@ impl StorageBackend for RedbStorage {
         self.delete_items::<Pattern>(ids.to_vec()).await
     }
     async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {
-        self.query_patterns_now(query)
+        contained(&self.path, "querying patterns", || {
+            self.query_patterns_now(query)
+        })
     }
     async fn count_patterns(&self) -> Result<u64> {
         self.count::<Pattern>()
