@@ -26,3 +26,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --lock
 
 step "tests"
 cargo test --workspace --all-features --locked
+
+step "short soak (the full one: scripts/soak.sh)"
+cargo run --locked -p memory-bench -- soak --secs 20 --tasks 16

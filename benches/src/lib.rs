@@ -35,6 +35,7 @@ pub mod raw;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod soak;
 #[path = "../../crates/memory-storage-turso/tests/support/mod.rs"]
 pub mod sqld;
 pub mod zipf;

@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 use memory_bench::instructions::{HotPath, run_hot_path};
 use memory_bench::measure::{self, GateOptions, Measurement, Weakening};
 use memory_bench::run::{RunOptions, RunResult, standard_run};
+use memory_bench::soak::{SoakOptions, soak};
 use memory_bench::{plots, report};
 use memory_storage_turso::{TOKEN_ENV, TursoConfig, URL_ENV};
 
@@ -40,6 +41,20 @@ enum Command {
     /// ratios to raw libsql repeated) and compares them with a saved baseline: exit status
     /// 1 on a regression or when the run was too noisy to tell.
     Gate(GateArgs),
+    /// The soak test: many concurrent tasks mix reads, queries, single and batch writes
+    /// through the cached libSQL store on a local file, then a fresh store must hold
+    /// exactly the acknowledged writes. Exit status 1 if anything was lost, stale or failed.
+    Soak {
+        /// Seconds of mixed workload.
+        #[arg(long, default_value_t = 180)]
+        secs: u64,
+        /// Concurrent tasks.
+        #[arg(long, default_value_t = 32)]
+        tasks: usize,
+        /// Seed of the tasks' choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Runs one CPU-bound hot path OPS times: the gate runs this under callgrind.
     #[command(hide = true)]
     HotPath {
@@ -287,11 +302,22 @@ fn main() -> ExitCode {
     };
     let failure = match cli.command {
         Command::Gate(_) => "the gate found a regression (or could not tell)",
+        Command::Soak { .. } => "the soak failed",
         _ => "a dashboard bar failed",
     };
     let outcome = match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Gate(args) => runtime.block_on(gate(args)),
+        Command::Soak { secs, tasks, seed } => runtime.block_on(async {
+            let options = SoakOptions {
+                duration: std::time::Duration::from_secs(secs),
+                tasks,
+                seed,
+            };
+            let report = soak(&options).await?;
+            print!("{report}");
+            Ok(true)
+        }),
         Command::HotPath { path, ops, weaken } => runtime
             .block_on(run_hot_path(path, ops, weaken))
             .map(|()| true),

@@ -177,6 +177,19 @@ async fn a_scrape_reports_what_the_workload_did() {
     assert!((stmt_ratio - stmt_hits / (stmt_hits + stmt_misses)).abs() < 1e-9);
 
     assert!(memory_metrics::DEFAULT_ADDR.ip().is_loopback());
+    // Counts and timings only: no id, description, domain or tag of what was stored.
+    for e in &episodes {
+        for private in [
+            e.id.to_string(),
+            e.description.clone(),
+            e.context.domain.clone(),
+        ]
+        .into_iter()
+        .chain(e.tags.iter().cloned())
+        {
+            assert!(!text.contains(&private), "the scrape shows {private:?}");
+        }
+    }
     // Anything but GET /metrics is a 404, and shutdown is clean.
     let uri: hyper::Uri = format!("http://{}/other", server.addr()).parse().unwrap();
     assert_eq!(hyper::Client::new().get(uri).await.unwrap().status(), 404);

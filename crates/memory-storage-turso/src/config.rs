@@ -455,6 +455,43 @@ fn range(field: &str, min: f64, max: f64, actual: f64) -> StorageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memory_core::ErrorKind;
+    use proptest::prelude::*;
+
+    proptest! {
+        // The fuzz target `config_from_vars` (fuzz/) runs the same check without bounds.
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Any pair of strings is a typed answer: a valid remote config, or `InvalidInput`
+        /// naming the URL; never a panic.
+        #[test]
+        fn any_url_and_token_is_a_typed_answer(
+            url in prop_oneof![
+                ".*",
+                "(libsql|https?|ftp|)(://)?[ -~\\t\\n]{0,40}",
+            ],
+            token in ".*",
+        ) {
+            match TursoConfig::from_vars(Some(&url), Some(&token)) {
+                Ok(config) => {
+                    prop_assert!(config.validate().is_ok());
+                    if let Some(kept) = config.location.url() {
+                        prop_assert!(
+                            ["libsql://", "https://", "http://"].iter().any(|s| kept.starts_with(s))
+                        );
+                    }
+                    let printed = format!("{config:?}");
+                    if token.trim().len() >= 8 && !url.contains(&token) {
+                        prop_assert!(!printed.contains(&token), "{}", printed);
+                    }
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.kind(), ErrorKind::InvalidInput);
+                    prop_assert!(e.to_string().contains("location.url"), "{}", e);
+                }
+            }
+        }
+    }
 
     #[test]
     fn urls_are_checked() {

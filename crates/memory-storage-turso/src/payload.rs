@@ -70,6 +70,38 @@ pub fn decode<E: Entity>(
 mod tests {
     use super::*;
     use memory_core::testing::samples;
+    use memory_core::{Episode, ErrorKind};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Whatever a row holds, reading it is the item or `Corrupt`, never a panic; that
+        /// includes zstd frames cut short or bit-flipped and frames claiming huge sizes.
+        #[test]
+        fn any_stored_bytes_read_as_an_item_or_corrupt(
+            encoding in prop_oneof![Just(PLAIN), Just(ZSTD), any::<i64>()],
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            flip in any::<(usize, u8)>(),
+            cut in any::<usize>(),
+        ) {
+            let codec = PayloadCodec { threshold: 0, level: 3 };
+            let (zstd, compressed) = codec.encode(&samples::episode(7)).unwrap();
+            let mut damaged = compressed.clone();
+            let at = flip.0 % damaged.len();
+            damaged[at] ^= flip.1 | 1;
+            let cut = cut % compressed.len();
+            for (encoding, bytes) in [
+                (encoding, &bytes[..]),
+                (zstd, &damaged[..]),
+                (zstd, &compressed[..cut]),
+            ] {
+                if let Err(e) = decode::<Episode>(encoding, bytes, format_args!("episode x")) {
+                    prop_assert_eq!(e.kind(), ErrorKind::Corrupt);
+                }
+            }
+        }
+    }
 
     #[test]
     fn large_payloads_compress_and_round_trip() {

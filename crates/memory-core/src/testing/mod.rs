@@ -156,6 +156,7 @@ macro_rules! conformance_tests {
             heuristic_counts => $crate::testing::checks::entity::counts::<$crate::Heuristic>,
             heuristic_concurrent_writes => $crate::testing::checks::entity::concurrent_writes::<$crate::Heuristic>,
             episode_large_payload => $crate::testing::checks::episodes::large_payload,
+            episode_invalid_variants => $crate::testing::checks::episodes::invalid_variants,
             episode_literal_strings => $crate::testing::checks::episodes::literal_strings,
             episode_query_each_filter => $crate::testing::checks::episodes::query_each_filter,
             episode_query_time_bounds => $crate::testing::checks::episodes::query_time_bounds,

@@ -6,6 +6,7 @@ use anyhow::{Context, ensure};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
+use crate::entity::Entity;
 use crate::error::ErrorKind;
 use crate::limits::{MAX_PAYLOAD_BYTES, MAX_QUERY_LIMIT, MAX_TEXT_BYTES};
 use crate::storage::StorageBackend;
@@ -458,6 +459,97 @@ pub async fn query_matches_reference(b: &dyn StorageBackend) -> anyhow::Result<(
     ensure!(
         matched >= 30,
         "only {matched} of 150 random queries matched anything"
+    );
+    Ok(())
+}
+
+/// Every kind of invalid episode (empty and oversized strings, too many steps, tags and
+/// metadata entries, a non-finite reward, a duplicate tag) is `InvalidInput` naming a field,
+/// alone and inside a batch of valid ones, and nothing stored changes.
+pub async fn invalid_variants(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    use crate::limits::{
+        MAX_DESCRIPTION_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_BYTES,
+        MAX_STEPS_PER_EPISODE, MAX_TAG_BYTES, MAX_TAGS,
+    };
+    let stored = samples::golden_episode();
+    b.store_episode(&stored).await?;
+    let long = |n: usize| "x".repeat(n + 1);
+    type Break = fn(&mut Episode, &dyn Fn(usize) -> String);
+    let variants: [(&str, Break); 13] = [
+        ("empty description", |e, _| e.description.clear()),
+        ("oversized description", |e, long| {
+            e.description = long(MAX_DESCRIPTION_BYTES)
+        }),
+        ("empty domain", |e, _| e.context.domain.clear()),
+        ("too many steps", |e, _| {
+            let step = e.steps[0].clone();
+            e.steps = (1..=MAX_STEPS_PER_EPISODE as u32 + 1)
+                .map(|n| ExecutionStep {
+                    step_number: n,
+                    ..step.clone()
+                })
+                .collect();
+        }),
+        ("NaN reward", |e, _| {
+            if let Some(r) = e.reward.as_mut() {
+                r.total = f64::NAN;
+            }
+        }),
+        ("infinite reward", |e, _| {
+            if let Some(r) = e.reward.as_mut() {
+                r.efficiency = f64::INFINITY;
+            }
+        }),
+        ("empty tag", |e, _| e.tags.push(String::new())),
+        ("overlong tag", |e, long| e.tags.push(long(MAX_TAG_BYTES))),
+        ("duplicate tag", |e, _| {
+            let tag = e.tags[0].clone();
+            e.tags.push(tag);
+        }),
+        ("too many tags", |e, _| {
+            e.tags = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect()
+        }),
+        ("empty metadata key", |e, _| {
+            e.metadata.insert(String::new(), "v".into());
+        }),
+        ("oversized metadata value", |e, long| {
+            e.metadata
+                .insert("k".into(), long(MAX_METADATA_VALUE_BYTES));
+        }),
+        ("too many metadata entries", |e, _| {
+            e.metadata = (0..=MAX_METADATA_ENTRIES)
+                .map(|i| (format!("k{i}"), "v".into()))
+                .collect();
+        }),
+    ];
+    for (what, break_it) in variants {
+        let mut bad = stored.clone();
+        break_it(&mut bad, &long);
+        ensure!(bad.validate().is_err(), "{what}: the variant validates");
+        expect_kind(b.store_episode(&bad).await, ErrorKind::InvalidInput, what)?;
+        let mut fresh = bad.clone();
+        fresh.id = EpisodeId::new();
+        let batch = [samples::episode(900), fresh.clone(), samples::episode(901)];
+        expect_kind(
+            b.store_episodes(&batch).await,
+            ErrorKind::InvalidInput,
+            what,
+        )?;
+        for id in [fresh.id, batch[0].id, batch[2].id] {
+            ensure!(
+                b.get_episode(id).await?.is_none(),
+                "{what}: a rejected batch stored {id}"
+            );
+        }
+        let now = b.get_episode(stored.id).await?;
+        ensure!(
+            now.as_deref() == Some(&stored),
+            "{what}: the stored episode changed"
+        );
+    }
+    ensure!(
+        b.count_episodes().await? == 1,
+        "rejected stores changed the count"
     );
     Ok(())
 }

@@ -1,0 +1,253 @@
+//! The soak test behind `memory-bench soak`: many concurrent tasks mix reads, queries,
+//! single and batch writes through the cached libSQL store on a local file for a set time,
+//! checking as they go that every read of an item returns its last acknowledged revision;
+//! at the end a fresh, uncached store must hold exactly the acknowledged writes (nothing
+//! lost, nothing duplicated). Throughput and p99 come from the store's Prometheus metrics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use memory_core::testing::typical::TYPICAL_DOMAINS;
+use memory_core::{EpisodeQuery, StorageBackend};
+use memory_metrics::{Instrumented, OperationMetrics};
+use memory_storage_cached::CacheSettings;
+use memory_storage_turso::{TursoConfig, TursoStorage};
+use parking_lot::Mutex;
+use prometheus::Registry;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+use crate::agent;
+
+/// How long and how wide a soak runs.
+#[derive(Clone, Debug)]
+pub struct SoakOptions {
+    /// Wall time of the mixed workload.
+    pub duration: Duration,
+    /// Concurrent tasks.
+    pub tasks: usize,
+    /// The seed of every task's choices.
+    pub seed: u64,
+}
+
+/// One operation's figures from the metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperationFigures {
+    /// The operation (`get_episode`, `store_episodes`, ...).
+    pub operation: String,
+    /// Calls completed.
+    pub calls: u64,
+    /// The upper bound of the latency bucket holding the 99th percentile, in seconds.
+    pub p99_seconds: f64,
+}
+
+/// What a soak did and found.
+#[derive(Clone, Debug)]
+pub struct SoakReport {
+    /// Wall time of the workload.
+    pub elapsed: Duration,
+    /// Operations completed, all kinds.
+    pub operations: u64,
+    /// Episodes whose last acknowledged revision was checked at the end.
+    pub episodes_checked: usize,
+    /// Reads during the run that found the last acknowledged revision of an item.
+    pub reads_checked: u64,
+    /// Per operation, from the metrics.
+    pub by_operation: Vec<OperationFigures>,
+}
+
+impl std::fmt::Display for SoakReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        writeln!(
+            f,
+            "soak: {} operations in {secs:.1} s ({:.0}/s); {} reads saw the latest acknowledged \
+             revision; {} episodes at the end, each its last acknowledged revision, none extra",
+            self.operations,
+            self.operations as f64 / secs,
+            self.reads_checked,
+            self.episodes_checked
+        )?;
+        for op in &self.by_operation {
+            writeln!(
+                f,
+                "  {:<18} {:>8} calls  {:>8.0}/s  p99 <= {:.2} ms",
+                op.operation,
+                op.calls,
+                op.calls as f64 / secs,
+                op.p99_seconds * 1_000.0
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Each task writes episode numbers of its own, so the oracle knows every item's last
+/// acknowledged revision without a global order.
+const TASK_SPAN: u64 = 1 << 32;
+
+/// Runs one soak in a temporary folder.
+pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
+    ensure!(options.tasks > 0, "a soak needs at least one task");
+    let dir = tempfile::tempdir().context("a temporary folder")?;
+    let path = dir.path().join("soak.db");
+    let registry = Registry::new();
+    let metrics = OperationMetrics::register(&registry)?;
+    let bare = TursoStorage::open(TursoConfig::local(&path)).await?;
+    let store = Arc::new(Instrumented::new(
+        bare.cached(&CacheSettings::default())?,
+        &metrics,
+    ));
+    // Last acknowledged revision of every episode, by episode number.
+    let oracle: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let deadline = Instant::now() + options.duration;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for task in 0..options.tasks as u64 {
+        let (store, oracle) = (Arc::clone(&store), Arc::clone(&oracle));
+        let seed = options.seed ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        handles.push(tokio::spawn(async move {
+            run_task(store.as_ref(), &oracle, task, seed, deadline).await
+        }));
+    }
+    let mut reads_checked = 0;
+    for handle in handles {
+        reads_checked += handle.await.context("a soak task panicked")??;
+    }
+    let elapsed = started.elapsed();
+
+    let expected = oracle.lock().clone();
+    let fresh = TursoStorage::open(TursoConfig::local(&path)).await?;
+    let stored = fresh.count_episodes().await?;
+    ensure!(
+        stored == expected.len() as u64,
+        "the store holds {stored} episodes, {} were acknowledged",
+        expected.len()
+    );
+    for (n, revision) in &expected {
+        let want = agent::episode(*n, *revision);
+        match fresh.get_episode(want.id).await? {
+            Some(got) if *got == want => {}
+            Some(_) => bail!("episode {n}: not its last acknowledged revision {revision}"),
+            None => bail!("episode {n}: acknowledged (revision {revision}) but missing"),
+        }
+    }
+    let by_operation = figures(&registry)?;
+    Ok(SoakReport {
+        elapsed,
+        operations: by_operation.iter().map(|o| o.calls).sum(),
+        episodes_checked: expected.len(),
+        reads_checked,
+        by_operation,
+    })
+}
+
+/// One task's loop; returns how many reads it checked against its own acknowledged writes.
+async fn run_task(
+    store: &dyn StorageBackend,
+    oracle: &Mutex<HashMap<u64, u32>>,
+    task: u64,
+    seed: u64,
+    deadline: Instant,
+) -> anyhow::Result<u64> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let base = (task + 1) * TASK_SPAN;
+    // This task's episodes and their last acknowledged revisions (only it writes them).
+    let mut mine: Vec<(u64, u32)> = Vec::new();
+    let mut next = base;
+    let mut reads_checked = 0;
+    while Instant::now() < deadline {
+        let roll = rng.random_range(0..100);
+        if roll < 40 && !mine.is_empty() {
+            let (n, revision) = mine[rng.random_range(0..mine.len())];
+            let want = agent::episode(n, revision);
+            match store.get_episode(want.id).await? {
+                Some(got) if *got == want => reads_checked += 1,
+                Some(_) => bail!("task {task}: episode {n} read stale (want revision {revision})"),
+                None => bail!("task {task}: acknowledged episode {n} missing"),
+            }
+        } else if roll < 55 {
+            let domain = TYPICAL_DOMAINS[rng.random_range(0..TYPICAL_DOMAINS.len())];
+            let page = store
+                .query_episodes(&EpisodeQuery::new().domain(domain).limit(20))
+                .await?;
+            ensure!(
+                page.items.iter().all(|e| e.context.domain == domain),
+                "task {task}: a query for {domain} returned another domain"
+            );
+        } else if roll < 85 {
+            let revise = !mine.is_empty() && rng.random_bool(0.3);
+            let (n, revision) = if revise {
+                let i = rng.random_range(0..mine.len());
+                (mine[i].0, mine[i].1 + 1)
+            } else {
+                next += 1;
+                (next - 1, 0)
+            };
+            store.store_episode(&agent::episode(n, revision)).await?;
+            oracle.lock().insert(n, revision);
+            match mine.iter_mut().find(|(m, _)| *m == n) {
+                Some(entry) => entry.1 = revision,
+                None => mine.push((n, revision)),
+            }
+        } else {
+            let size = rng.random_range(2..=8);
+            let batch: Vec<_> = (next..next + size).map(|n| agent::episode(n, 0)).collect();
+            store.store_episodes(&batch).await?;
+            let mut acknowledged = oracle.lock();
+            for n in next..next + size {
+                acknowledged.insert(n, 0);
+                mine.push((n, 0));
+            }
+            next += size;
+        }
+    }
+    Ok(reads_checked)
+}
+
+/// Calls and p99 per operation from the latency histogram; fails if any operation failed.
+fn figures(registry: &Registry) -> anyhow::Result<Vec<OperationFigures>> {
+    let mut out = Vec::new();
+    for family in registry.gather() {
+        match family.name() {
+            "memory_operation_errors_total" => {
+                let errors: f64 = family
+                    .get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().get_value())
+                    .sum();
+                ensure!(errors == 0.0, "{errors} operations failed during the soak");
+            }
+            "memory_operation_duration_seconds" => {
+                for metric in family.get_metric() {
+                    let label = |name: &str| {
+                        metric
+                            .get_label()
+                            .iter()
+                            .find(|l| l.name() == name)
+                            .map(|l| l.value().to_string())
+                            .unwrap_or_default()
+                    };
+                    let histogram = metric.get_histogram();
+                    let calls = histogram.get_sample_count();
+                    let target = (calls as f64 * 0.99).ceil() as u64;
+                    let p99_seconds = histogram
+                        .get_bucket()
+                        .iter()
+                        .find(|b| b.cumulative_count() >= target)
+                        .map_or(f64::INFINITY, |b| b.upper_bound());
+                    out.push(OperationFigures {
+                        operation: format!("{} ({})", label("operation"), label("outcome")),
+                        calls,
+                        p99_seconds,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_by_key(|o| std::cmp::Reverse(o.calls));
+    Ok(out)
+}
