@@ -480,9 +480,10 @@ mod tests {
                             ["libsql://", "https://", "http://"].iter().any(|s| kept.starts_with(s))
                         );
                     }
-                    let printed = format!("{config:?}");
-                    if token.trim().len() >= 8 && !url.contains(&token) {
-                        prop_assert!(!printed.contains(&token), "{}", printed);
+                    // The token, whatever it is, has no influence on what `Debug` prints.
+                    let other = TursoConfig::from_vars(Some(&url), Some("another token")).unwrap();
+                    if !token.is_empty() {
+                        prop_assert_eq!(format!("{config:?}"), format!("{other:?}"));
                     }
                 }
                 Err(e) => {
