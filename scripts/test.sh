@@ -27,5 +27,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --lock
 step "tests"
 cargo test --workspace --all-features --locked
 
+step "damaged redb pages in a release build (debug redb refuses such files at open)"
+cargo test --release --locked -p memory-storage-redb --test corrupt
+
 step "short soak (the full one: scripts/soak.sh)"
 cargo run --locked -p memory-bench -- soak --secs 20 --tasks 16
