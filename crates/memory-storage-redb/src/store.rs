@@ -62,6 +62,13 @@ impl RedbStorage {
     /// another program, or of a newer format, is refused, never rewritten.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() || path.file_name().is_none() {
+            return Err(ValidationError::new(
+                "path",
+                Problem::Invalid(format!("{} names no file", path.display())),
+            )
+            .into());
+        }
         if !path.exists() {
             create_whole(&path)?;
         }

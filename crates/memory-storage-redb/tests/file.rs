@@ -139,3 +139,20 @@ fn a_file_that_is_not_redb_is_a_typed_error() {
         b"not a database at all, just some text"
     );
 }
+
+#[test]
+fn paths_that_name_no_file_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [std::path::PathBuf::new(), std::path::PathBuf::from("/")] {
+        let e = RedbStorage::open(&bad).expect_err("no file there");
+        assert_eq!(
+            e.kind(),
+            memory_core::ErrorKind::InvalidInput,
+            "{bad:?}: {e}"
+        );
+    }
+    // A folder where the file should be: refused, and the folder left as it was.
+    let e = RedbStorage::open(dir.path()).expect_err("a folder");
+    assert!(!e.to_string().is_empty());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
