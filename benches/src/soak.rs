@@ -12,7 +12,7 @@ use anyhow::{Context, bail, ensure};
 use memory_core::testing::typical::TYPICAL_DOMAINS;
 use memory_core::{EpisodeQuery, StorageBackend};
 use memory_metrics::{Instrumented, OperationMetrics};
-use memory_storage_cached::CacheSettings;
+use memory_storage_cached::{CacheSettings, CachedStats};
 use memory_storage_turso::{TursoConfig, TursoStorage};
 use parking_lot::Mutex;
 use prometheus::Registry;
@@ -56,6 +56,12 @@ pub struct SoakReport {
     pub reads_checked: u64,
     /// Per operation, from the metrics.
     pub by_operation: Vec<OperationFigures>,
+    /// The episode cache's hits and misses over the run.
+    pub episode_hits: u64,
+    /// See `episode_hits`.
+    pub episode_misses: u64,
+    /// Times the cache dropped everything because the store changed under it.
+    pub foreign_flushes: u64,
 }
 
 impl std::fmt::Display for SoakReport {
@@ -69,6 +75,11 @@ impl std::fmt::Display for SoakReport {
             self.operations as f64 / secs,
             self.reads_checked,
             self.episodes_checked
+        )?;
+        writeln!(
+            f,
+            "  episode cache: {} hits, {} misses; {} flushes for other writers",
+            self.episode_hits, self.episode_misses, self.foreign_flushes
         )?;
         for op in &self.by_operation {
             writeln!(
@@ -117,6 +128,7 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         reads_checked += handle.await.context("a soak task panicked")??;
     }
     let elapsed = started.elapsed();
+    let cache = store.cached_stats();
 
     let expected = oracle.lock().clone();
     let fresh = TursoStorage::open(TursoConfig::local(&path)).await?;
@@ -141,6 +153,9 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         episodes_checked: expected.len(),
         reads_checked,
         by_operation,
+        episode_hits: cache.episodes.hits,
+        episode_misses: cache.episodes.misses,
+        foreign_flushes: cache.foreign_flushes,
     })
 }
 
