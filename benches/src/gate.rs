@@ -73,7 +73,8 @@ pub fn deterministic(base: f64, now: f64, tolerance: f64, higher_is_better: bool
     }
 }
 
-fn median(samples: &[f64]) -> Option<f64> {
+/// The median of the finite values in `samples`, if any.
+pub(crate) fn median(samples: &[f64]) -> Option<f64> {
     let mut sorted: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
     if sorted.is_empty() {
         return None;

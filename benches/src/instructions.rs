@@ -13,7 +13,6 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use memory_core::testing::typical::TYPICAL_DOMAINS;
 use memory_core::{EpisodeQuery, InMemoryStorage, StorageBackend, codec};
-use memory_storage_cached::CacheSettings;
 use memory_storage_turso::{TursoConfig, TursoStorage};
 
 use crate::agent;
@@ -72,13 +71,6 @@ impl HotPath {
     }
 }
 
-fn settings(weaken: Weakening) -> CacheSettings {
-    match weaken {
-        Weakening::EntityCache => CacheSettings::disabled(),
-        _ => CacheSettings::default(),
-    }
-}
-
 /// Runs `ops` operations of `path` (the child's side). Everything before the loop is
 /// set-up, the same for any `ops`.
 pub async fn run_hot_path(path: HotPath, ops: u64, weaken: Weakening) -> anyhow::Result<()> {
@@ -87,7 +79,7 @@ pub async fn run_hot_path(path: HotPath, ops: u64, weaken: Weakening) -> anyhow:
     match path {
         HotPath::CachedGet | HotPath::CachedQuery => {
             let cached =
-                memory_storage_cached::layer(InMemoryStorage::new(), &settings(weaken), None)?;
+                memory_storage_cached::layer(InMemoryStorage::new(), &weaken.cache(), None)?;
             cached.store_episodes(&episodes).await?;
             let queries: Vec<EpisodeQuery> = TYPICAL_DOMAINS
                 .iter()
@@ -115,11 +107,7 @@ pub async fn run_hot_path(path: HotPath, ops: u64, weaken: Weakening) -> anyhow:
             }
         }
         HotPath::StoreGet => {
-            let mut config = TursoConfig::in_memory();
-            if weaken == Weakening::StatementCache {
-                config = config.statement_cache_capacity(0);
-            }
-            let store = TursoStorage::open(config).await?;
+            let store = TursoStorage::open(weaken.store(TursoConfig::in_memory())).await?;
             store.store_episodes(&episodes).await?;
             for i in 0..ops as usize {
                 crate::replay::get_existing(&store, ids[i % ids.len()]).await?;

@@ -27,7 +27,7 @@ use crate::gate::{self, Verdict};
 use crate::instructions::{self, HotPath};
 use crate::raw::Raw;
 use crate::replay;
-use crate::run::{RunOptions, standard_run};
+use crate::run::{RunOptions, nanos, standard_run};
 use crate::sqld::Sqld;
 
 /// A deliberately weakened configuration, to show that the gate catches it.
@@ -63,19 +63,20 @@ impl Default for GateOptions {
     }
 }
 
-impl GateOptions {
-    fn cache(&self) -> CacheSettings {
-        match self.weaken {
+impl Weakening {
+    /// The cached store's settings under this weakening.
+    pub fn cache(self) -> CacheSettings {
+        match self {
             Weakening::EntityCache => CacheSettings::disabled(),
-            _ => CacheSettings::default(),
+            Weakening::None | Weakening::StatementCache => CacheSettings::default(),
         }
     }
 
-    fn config(&self, path: &Path) -> TursoConfig {
-        let config = TursoConfig::local(path);
-        match self.weaken {
+    /// `config` under this weakening.
+    pub fn store(self, config: TursoConfig) -> TursoConfig {
+        match self {
             Weakening::StatementCache => config.statement_cache_capacity(0),
-            _ => config,
+            Weakening::None | Weakening::EntityCache => config,
         }
     }
 }
@@ -111,7 +112,7 @@ const BLOCK: usize = 100;
 pub async fn measure(options: &GateOptions, progress: bool) -> anyhow::Result<Measurement> {
     let mut run_options = RunOptions::quick();
     run_options.progress = progress;
-    run_options.cache = options.cache();
+    run_options.cache = options.weaken.cache();
     run_options.statement_cache = options.weaken != Weakening::StatementCache;
     let run = standard_run(&run_options).await?;
     let mut out = Measurement {
@@ -176,10 +177,9 @@ struct RoundTrips {
 async fn round_trips(options: &GateOptions) -> anyhow::Result<RoundTrips> {
     const REPEATS: u64 = 3;
     let server = Sqld::start().await?;
-    let mut config = TursoConfig::remote(server.url(), None);
-    if options.weaken == Weakening::StatementCache {
-        config = config.statement_cache_capacity(0);
-    }
+    let config = options
+        .weaken
+        .store(TursoConfig::remote(server.url(), None));
     let store = TursoStorage::open(config).await?;
     let batch = |b: u64| -> Vec<Episode> {
         (b * 100..(b + 1) * 100)
@@ -204,12 +204,6 @@ async fn round_trips(options: &GateOptions) -> anyhow::Result<RoundTrips> {
     })
 }
 
-fn nanos(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_nanos())
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
-
 fn p50(h: &Histogram<u64>) -> f64 {
     h.value_at_quantile(0.5) as f64
 }
@@ -220,7 +214,12 @@ async fn timing_sample(
     dir: &Path,
     options: &GateOptions,
 ) -> anyhow::Result<Vec<(&'static str, f64)>> {
-    let store = TursoStorage::open(options.config(&dir.join("store.db"))).await?;
+    let store = TursoStorage::open(
+        options
+            .weaken
+            .store(TursoConfig::local(dir.join("store.db"))),
+    )
+    .await?;
     let raw_path = dir.join("raw.db");
     // The store creates the schema; raw libsql then writes and reads its tables directly.
     drop(TursoStorage::open(TursoConfig::local(&raw_path)).await?);
@@ -296,13 +295,7 @@ pub struct Comparison {
 }
 
 fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
+    gate::median(samples).unwrap_or(f64::NAN)
 }
 
 /// Compares `now` with `base`, figure by figure. A figure of the baseline that `now` lacks

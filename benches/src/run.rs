@@ -255,7 +255,8 @@ async fn raw_comparison(
     })
 }
 
-fn nanos(started: Instant) -> u64 {
+/// Nanoseconds since `started`, at least 1 (a histogram takes no zero).
+pub(crate) fn nanos(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_nanos())
         .unwrap_or(u64::MAX)
         .max(1)
