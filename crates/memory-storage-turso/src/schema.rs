@@ -77,31 +77,34 @@ pub(crate) async fn migrate(conn: &Connection) -> Result<i64, StorageError> {
 }
 
 /// Brings the database to `target` (tests build old databases with it).
+///
+/// Safe against other openers of the same new database (processes on one file, clients of
+/// one server): the version is read again inside the immediate transaction that applies
+/// the migrations, so exactly one opener applies each and the others find it applied. An
+/// up-to-date database is only read, never write-locked.
 pub async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageError> {
-    conn.execute(VERSION_TABLE, ())
+    if has_version_table(conn).await? {
+        let current = version(conn).await?;
+        refuse_newer(current)?;
+        if current >= target {
+            return Ok(current);
+        }
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .await
+        .map_err(|e| db("beginning the schema migration", e))?;
+    tx.execute(VERSION_TABLE, ())
         .await
         .map_err(|e| db("creating the schema version table", e))?;
-    let current = version(conn).await?;
-    if current > SCHEMA_VERSION {
-        return Err(StorageError::new(
-            ErrorKind::Corrupt,
-            format!(
-                "the database has schema version {current}, newer than the {SCHEMA_VERSION} \
-                 this build understands; upgrade the library instead of opening it"
-            ),
-        ));
-    }
+    let current = version(&tx).await?;
+    refuse_newer(current)?;
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         let number = index as i64 + 1;
         if number <= current || number > target {
             continue;
         }
-        // Each migration and its version row commit together, or not at all.
         let context = |what: &str| format!("applying schema migration {number}: {what}");
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .await
-            .map_err(|e| db(&context("begin"), e))?;
         tx.execute_batch(sql)
             .await
             .map_err(|e| db(&context("schema change"), e))?;
@@ -111,9 +114,40 @@ pub async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageEr
         )
         .await
         .map_err(|e| db(&context("version row"), e))?;
-        tx.commit().await.map_err(|e| db(&context("commit"), e))?;
     }
+    // Every migration and its version row commit together, or none does.
+    tx.commit()
+        .await
+        .map_err(|e| db("committing the schema migration", e))?;
     version(conn).await
+}
+
+async fn has_version_table(conn: &Connection) -> Result<bool, StorageError> {
+    let mut rows = conn
+        .query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            (),
+        )
+        .await
+        .map_err(|e| db("looking for the schema version table", e))?;
+    Ok(rows
+        .next()
+        .await
+        .map_err(|e| db("looking for the schema version table", e))?
+        .is_some())
+}
+
+fn refuse_newer(current: i64) -> Result<(), StorageError> {
+    if current > SCHEMA_VERSION {
+        return Err(StorageError::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the database has schema version {current}, newer than the {SCHEMA_VERSION} \
+                 this build understands; upgrade the library instead of opening it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The schema version recorded in the database (0: empty).

@@ -213,23 +213,30 @@ impl TursoStorage {
         if self.inner.replica {
             self.sync().await?;
         }
-        let mut conn = self.inner.pool.get().await?;
-        let raw = &conn.conn()?.raw;
-        if matches!(self.inner.config.location, Location::LocalFile(_)) {
-            // WAL is a property of the file: set once, it persists.
-            let mut rows = raw
-                .query("PRAGMA journal_mode = WAL", ())
-                .await
-                .map_err(|e| db("switching to WAL", e))?;
-            while rows
-                .next()
-                .await
-                .map_err(|e| db("switching to WAL", e))?
-                .is_some()
-            {}
+        let mut attempt = 1u32;
+        loop {
+            let mut conn = self.inner.pool.get().await?;
+            let raw = &conn.conn()?.raw;
+            if matches!(self.inner.config.location, Location::LocalFile(_)) {
+                switch_to_wal(raw, self.inner.config.busy_timeout).await?;
+            }
+            match schema::migrate(raw).await {
+                // Another opener of the same new database can make a step fail passingly
+                // (sqld interrupts a statement waiting behind another client's migration);
+                // the migration re-reads the version inside its transaction, so a retry
+                // applies what is still missing and nothing twice.
+                Err(e) if e.is_transient() && attempt < self.inner.config.retry.attempts => {
+                    conn.discard();
+                    drop(conn);
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => {
+                    other?;
+                    break;
+                }
+            }
         }
-        schema::migrate(raw).await?;
-        drop(conn);
         if self.inner.replica {
             self.sync().await?;
         }
@@ -413,6 +420,30 @@ fn describe(location: &Location) -> String {
         Location::Remote { url, .. } => format!("the remote database {url}"),
         Location::Replica { path, url, .. } => {
             format!("the replica {} of {url}", path.display())
+        }
+    }
+}
+
+/// Puts the file in WAL mode (a property of the file: set once, it persists). The switch
+/// needs the file to itself and SQLite does not wait for that, so a `Locked` answer
+/// (another process opening the same new file) is retried until the busy timeout.
+async fn switch_to_wal(raw: &libsql::Connection, busy_timeout: Duration) -> Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let attempt = async {
+            let mut rows = raw.query("PRAGMA journal_mode = WAL", ()).await?;
+            while rows.next().await?.is_some() {}
+            Ok::<(), libsql::Error>(())
+        }
+        .await
+        .map_err(|e| db("switching to WAL", e));
+        match attempt {
+            Err(e) if e.kind() == ErrorKind::Locked && started.elapsed() < busy_timeout => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
         }
     }
 }
