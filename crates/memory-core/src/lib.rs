@@ -32,6 +32,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod change;
 pub mod codec;
 mod entity;
 mod episode;
@@ -50,6 +51,7 @@ mod validate;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use change::ChangeSignal;
 pub use entity::Entity;
 pub use episode::{
     Complexity, Episode, ExecutionResult, ExecutionStep, OutcomeKind, Reflection, RewardScore,
@@ -62,6 +64,6 @@ pub use json_text::MAX_JSON_DEPTH;
 pub use memory::InMemoryStorage;
 pub use pattern::{Effectiveness, OutcomeStats, Pattern, PatternData, PatternKind};
 pub use query::{BadCursor, EpisodeCursor, EpisodePage, EpisodeQuery, PatternQuery};
-pub use storage::{ChangeSignal, StorageBackend};
+pub use storage::StorageBackend;
 pub use time::Timestamp;
 pub use validate::{validate_batch, validate_ids};

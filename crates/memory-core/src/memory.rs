@@ -43,6 +43,8 @@ struct Tables {
     episodes_by_start: BTreeSet<(Timestamp, EpisodeId)>,
     patterns: BTreeMap<PatternId, Arc<Pattern>>,
     heuristics: BTreeMap<HeuristicId, Arc<Heuristic>>,
+    /// The change position: advanced by every write, under the same lock.
+    position: u64,
 }
 
 /// Where an entity lives inside [`Tables`], and how its secondary index follows a change.
@@ -96,6 +98,13 @@ impl Tables {
         E::reindex(self, old.as_deref(), Some(&new));
     }
 
+    /// One write committed: the next position, reported to the writing cache (under the
+    /// lock, so that a position read never runs ahead of what readers see).
+    fn advance(&mut self) {
+        self.position += 1;
+        crate::change::report_write(self.position);
+    }
+
     fn remove<E: Stored>(&mut self, id: E::Id) {
         if let Some(old) = E::rows_mut(self).remove(&id) {
             E::reindex(self, Some(&old), None);
@@ -111,16 +120,22 @@ impl InMemoryStorage {
 
     fn store_one<E: Stored>(&self, item: &E) -> Result<()> {
         item.validate()?;
-        self.tables.write().put(item);
+        let mut tables = self.tables.write();
+        tables.put(item);
+        tables.advance();
         Ok(())
     }
 
     fn store_many<E: Stored>(&self, items: &[E]) -> Result<()> {
         validate_batch(items)?;
+        if items.is_empty() {
+            return Ok(());
+        }
         let mut tables = self.tables.write();
         for item in items {
             tables.put(item);
         }
+        tables.advance();
         Ok(())
     }
 
@@ -141,14 +156,26 @@ impl InMemoryStorage {
         if let Some(missing) = ids.iter().find(|id| !E::rows(&tables).contains_key(id)) {
             return Err(StorageError::not_found(E::KIND, missing));
         }
+        if ids.is_empty() {
+            return Ok(());
+        }
         for id in ids {
             tables.remove::<E>(*id);
         }
+        tables.advance();
         Ok(())
     }
 
     fn count<E: Stored>(&self) -> u64 {
         E::rows(&self.tables.read()).len() as u64
+    }
+}
+
+/// Every write (a single item or a whole batch) advances the position by one.
+#[async_trait]
+impl crate::change::ChangeSignal for InMemoryStorage {
+    async fn change_position(&self) -> Result<u64> {
+        Ok(self.tables.read().position)
     }
 }
 

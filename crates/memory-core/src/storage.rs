@@ -102,34 +102,48 @@ pub trait StorageBackend: Send + Sync {
     async fn count_heuristics(&self) -> Result<u64>;
 }
 
-/// A cheap signal that other writers changed a store: other handles in this process, other
-/// processes sharing a database file, other clients of a server.
-///
-/// The store keeps a position that every committed write transaction advances by one, and
-/// remembers which positions its own writes produced. A cache calls
-/// [`change_position`](Self::change_position) now and then and asks
-/// [`written_elsewhere`](Self::written_elsewhere) whether anything between two positions
-/// came from elsewhere; if so, it drops what it holds.
-///
-/// ```
-/// use memory_core::ChangeSignal;
-///
-/// // A cache remembers the last position it checked, and flushes when another writer moved it.
-/// async fn must_flush(signal: &dyn ChangeSignal, last: &mut u64) -> memory_core::Result<bool> {
-///     let now = signal.change_position().await?;
-///     let foreign = signal.written_elsewhere(*last, now);
-///     *last = now;
-///     Ok(foreign)
-/// }
-/// ```
-#[async_trait]
-pub trait ChangeSignal: Send + Sync {
-    /// The store's current write position, read from the store itself.
-    async fn change_position(&self) -> Result<u64>;
+// The macro writes the whole impl, so that `async_trait` sees the expanded methods.
+macro_rules! forward_to_shared {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        /// A shared store is a store: `Arc<InMemoryStorage>`, `Arc<dyn StorageBackend>` and
+        /// the like can be wrapped by any layer (a cache, metrics) while others keep a handle.
+        #[async_trait]
+        impl<S: StorageBackend + ?Sized> StorageBackend for Arc<S> {
+            fn backend_name(&self) -> &'static str {
+                (**self).backend_name()
+            }
 
-    /// Whether any write after position `from` up to and including `to` was made by someone
-    /// other than this handle. True whenever the handle cannot tell (it remembers only its
-    /// recent writes): a false alarm costs a cache flush, a missed one would serve stale
-    /// data.
-    fn written_elsewhere(&self, from: u64, to: u64) -> bool;
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> Result<$out> {
+                    (**self).$name($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+forward_to_shared! {
+    store_episode(episode: &Episode) -> ();
+    get_episode(id: EpisodeId) -> Option<Arc<Episode>>;
+    delete_episode(id: EpisodeId) -> ();
+    store_episodes(episodes: &[Episode]) -> ();
+    get_episodes(ids: &[EpisodeId]) -> Vec<Option<Arc<Episode>>>;
+    delete_episodes(ids: &[EpisodeId]) -> ();
+    query_episodes(query: &EpisodeQuery) -> EpisodePage;
+    count_episodes() -> u64;
+    store_pattern(pattern: &Pattern) -> ();
+    get_pattern(id: PatternId) -> Option<Arc<Pattern>>;
+    delete_pattern(id: PatternId) -> ();
+    store_patterns(patterns: &[Pattern]) -> ();
+    get_patterns(ids: &[PatternId]) -> Vec<Option<Arc<Pattern>>>;
+    delete_patterns(ids: &[PatternId]) -> ();
+    query_patterns(query: &PatternQuery) -> Vec<Arc<Pattern>>;
+    count_patterns() -> u64;
+    store_heuristic(heuristic: &Heuristic) -> ();
+    get_heuristic(id: HeuristicId) -> Option<Arc<Heuristic>>;
+    delete_heuristic(id: HeuristicId) -> ();
+    store_heuristics(heuristics: &[Heuristic]) -> ();
+    get_heuristics(ids: &[HeuristicId]) -> Vec<Option<Arc<Heuristic>>>;
+    delete_heuristics(ids: &[HeuristicId]) -> ();
+    count_heuristics() -> u64;
 }

@@ -226,6 +226,18 @@ impl<S: StorageBackend> CachedStorage<S> {
         }
     }
 
+    /// Runs a write of the inner store: with a change signal, as one of this cache's own
+    /// writes (so the store position it produces is not taken for another writer's).
+    async fn write<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
+        match &self.freshness {
+            Some(freshness) => {
+                let _in_flight = freshness.before_write().await;
+                freshness.recording(write).await
+            }
+            None => write.await,
+        }
+    }
+
     /// Write-through tickets for `ids`, taken before a write starts (none when off).
     fn tickets<'c, I, T>(
         &self,
@@ -433,7 +445,7 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
 
     async fn store_episode(&self, episode: &Episode) -> Result<()> {
         let tickets = self.tickets(&self.episodes, std::iter::once(episode.id));
-        let result = self.inner.store_episode(episode).await;
+        let result = self.write(self.inner.store_episode(episode)).await;
         // Also after an error: a remote write may have committed before its answer was lost.
         self.episodes_stored(std::iter::once(episode), tickets, result.is_ok());
         result
@@ -447,14 +459,14 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn delete_episode(&self, id: EpisodeId) -> Result<()> {
-        let result = self.inner.delete_episode(id).await;
+        let result = self.write(self.inner.delete_episode(id)).await;
         self.episodes_deleted(&[id]);
         result
     }
 
     async fn store_episodes(&self, episodes: &[Episode]) -> Result<()> {
         let tickets = self.tickets(&self.episodes, episodes.iter().map(|e| e.id));
-        let result = self.inner.store_episodes(episodes).await;
+        let result = self.write(self.inner.store_episodes(episodes)).await;
         self.episodes_stored(episodes.iter(), tickets, result.is_ok());
         result
     }
@@ -468,7 +480,7 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn delete_episodes(&self, ids: &[EpisodeId]) -> Result<()> {
-        let result = self.inner.delete_episodes(ids).await;
+        let result = self.write(self.inner.delete_episodes(ids)).await;
         self.episodes_deleted(ids);
         result
     }
@@ -491,7 +503,7 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
 
     async fn store_pattern(&self, pattern: &Pattern) -> Result<()> {
         let tickets = self.tickets(&self.patterns, std::iter::once(pattern.id));
-        let result = self.inner.store_pattern(pattern).await;
+        let result = self.write(self.inner.store_pattern(pattern)).await;
         self.patterns_stored(std::iter::once(pattern), tickets, result.is_ok());
         result
     }
@@ -504,14 +516,14 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn delete_pattern(&self, id: PatternId) -> Result<()> {
-        let result = self.inner.delete_pattern(id).await;
+        let result = self.write(self.inner.delete_pattern(id)).await;
         self.patterns_deleted(&[id]);
         result
     }
 
     async fn store_patterns(&self, patterns: &[Pattern]) -> Result<()> {
         let tickets = self.tickets(&self.patterns, patterns.iter().map(|p| p.id));
-        let result = self.inner.store_patterns(patterns).await;
+        let result = self.write(self.inner.store_patterns(patterns)).await;
         self.patterns_stored(patterns.iter(), tickets, result.is_ok());
         result
     }
@@ -525,7 +537,7 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()> {
-        let result = self.inner.delete_patterns(ids).await;
+        let result = self.write(self.inner.delete_patterns(ids)).await;
         self.patterns_deleted(ids);
         result
     }
@@ -548,7 +560,7 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {
         let tickets = self.tickets(&self.heuristics, std::iter::once(heuristic.id));
-        let result = self.inner.store_heuristic(heuristic).await;
+        let result = self.write(self.inner.store_heuristic(heuristic)).await;
         self.heuristics_stored(std::iter::once(heuristic), tickets, result.is_ok());
         result
     }
@@ -561,14 +573,14 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn delete_heuristic(&self, id: HeuristicId) -> Result<()> {
-        let result = self.inner.delete_heuristic(id).await;
+        let result = self.write(self.inner.delete_heuristic(id)).await;
         self.heuristics.invalidate(&id);
         result
     }
 
     async fn store_heuristics(&self, heuristics: &[Heuristic]) -> Result<()> {
         let tickets = self.tickets(&self.heuristics, heuristics.iter().map(|h| h.id));
-        let result = self.inner.store_heuristics(heuristics).await;
+        let result = self.write(self.inner.store_heuristics(heuristics)).await;
         self.heuristics_stored(heuristics.iter(), tickets, result.is_ok());
         result
     }
@@ -582,7 +594,7 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn delete_heuristics(&self, ids: &[HeuristicId]) -> Result<()> {
-        let result = self.inner.delete_heuristics(ids).await;
+        let result = self.write(self.inner.delete_heuristics(ids)).await;
         for id in ids {
             self.heuristics.invalidate(id);
         }

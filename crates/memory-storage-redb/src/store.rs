@@ -6,17 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use memory_core::{
-    Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId,
-    Pattern, PatternId, PatternQuery, Problem, Result, StorageBackend, StorageError,
+    ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic,
+    HeuristicId, Pattern, PatternId, PatternQuery, Problem, Result, StorageBackend, StorageError,
     ValidationError, validate_batch, validate_ids,
 };
-use memory_storage_cached::CacheSettings;
+use memory_storage_cached::{CacheSettings, CachedStorage, ConfigError};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 
 use crate::error::{db, open};
 use crate::tables::{
     self, EPISODES, EPISODES_BY_DOMAIN, EPISODES_BY_START, FORMAT_KEY, FORMAT_VERSION, META,
-    PATTERNS, PATTERNS_BY_DOMAIN, PATTERNS_BY_KIND, Row,
+    PATTERNS, PATTERNS_BY_DOMAIN, PATTERNS_BY_KIND, POSITION_KEY, Row,
 };
 
 const NO_ID: [u8; 16] = [0; 16];
@@ -84,11 +84,12 @@ impl RedbStorage {
     }
 
     /// Opens the store at `path` behind the shared caches of `memory-storage-cached`, as
-    /// `settings` say (disabled: the bare store). No change signal is needed: redb's lock
-    /// keeps every other writer out of the file.
+    /// `settings` say (disabled: the bare store). redb's lock keeps other processes out of
+    /// the file; the cache watches the store's change position for writes made in this
+    /// process past it (through the bare handle, a clone of it or another cache on it).
     ///
     /// ```
-    /// use memory_storage_cached::CacheSettings;
+    /// use memory_storage_cached::{CacheSettings, CachedStorage, ConfigError};
     /// use memory_storage_redb::RedbStorage;
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -103,9 +104,34 @@ impl RedbStorage {
         settings: &CacheSettings,
     ) -> Result<Arc<dyn StorageBackend>> {
         let store = Self::open(path)?;
-        memory_storage_cached::layer(store, settings, None).map_err(|e| {
-            ValidationError::new(format!("cache.{}", e.field), Problem::Invalid(e.reason)).into()
-        })
+        let signal: Arc<dyn ChangeSignal> = Arc::new(store.clone());
+        memory_storage_cached::layer(store, settings, Some(signal)).map_err(cache_error)
+    }
+
+    /// This store behind caches as `settings` say (enabled), watching its change position
+    /// for writes made past the cache (the bare handle, clones, other caches): what
+    /// [`open_cached`](Self::open_cached) builds, as a concrete type (for its
+    /// [`stats`](CachedStorage::stats)).
+    ///
+    /// ```
+    /// use memory_core::StorageBackend;
+    /// use memory_storage_cached::{CacheSettings, CachedStorage, ConfigError};
+    /// use memory_storage_redb::RedbStorage;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = RedbStorage::open(dir.path().join("m.redb"))?;
+    /// let cached = store.cached(&CacheSettings::default())?;
+    /// assert_eq!(cached.get_episode(memory_core::EpisodeId::new()).await?, None);
+    /// assert_eq!(cached.stats().episodes.misses, 1);
+    /// # Ok::<(), anyhow::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn cached(&self, settings: &CacheSettings) -> Result<CachedStorage<RedbStorage>> {
+        let signal: Arc<dyn ChangeSignal> = Arc::new(self.clone());
+        Ok(CachedStorage::new(self.clone(), settings)
+            .map_err(cache_error)?
+            .with_change_signal(signal))
     }
 
     /// The file this store lives in.
@@ -122,8 +148,8 @@ impl RedbStorage {
         let database = Arc::clone(&self.db);
         let task = tokio::task::spawn_blocking(move || {
             let txn = database.begin_write().map_err(|e| db(doing, e))?;
-            match write(&txn) {
-                Ok(()) => txn.commit().map_err(|e| db(doing, e)),
+            match write(&txn).and_then(|()| advance_position(&txn, doing)) {
+                Ok(position) => txn.commit().map(|()| position).map_err(|e| db(doing, e)),
                 Err(e) => {
                     // Dropping the transaction aborts it too; aborting explicitly reports
                     // its own failure, which the caller's error already supersedes.
@@ -132,13 +158,28 @@ impl RedbStorage {
                 }
             }
         });
-        task.await.map_err(|e| match e.try_into_panic() {
+        let position = task.await.map_err(|e| match e.try_into_panic() {
             Ok(panic) => damaged(&self.path, doing, panic.as_ref()),
             Err(e) => StorageError::new(
                 ErrorKind::Internal,
                 format!("{doing}: the write task failed: {e}"),
             ),
-        })?
+        })??;
+        memory_core::change::report_write(position);
+        Ok(())
+    }
+
+    fn change_position_unguarded(&self) -> Result<u64> {
+        let txn = self.read()?;
+        let meta = match txn.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(db("opening the format record", e)),
+        };
+        Ok(meta
+            .get(POSITION_KEY)
+            .map_err(|e| db("reading the change position", e))?
+            .map_or(0, |v| v.value()))
     }
 
     /// Stores already validated `items` in one transaction.
@@ -387,6 +428,35 @@ fn create_whole(path: &Path) -> Result<()> {
             .map_err(|e| io("syncing the folder of", e))?;
     }
     Ok(())
+}
+
+/// A cache setting the decorator refused, as a validation error on `cache.<field>`.
+fn cache_error(e: ConfigError) -> StorageError {
+    ValidationError::new(format!("cache.{}", e.field), Problem::Invalid(e.reason)).into()
+}
+
+/// Advances the change position inside the write transaction `txn`; returns the new one.
+fn advance_position(txn: &redb::WriteTransaction, doing: &str) -> Result<u64> {
+    let mut meta = txn.open_table(META).map_err(|e| db(doing, e))?;
+    let position = meta
+        .get(POSITION_KEY)
+        .map_err(|e| db(doing, e))?
+        .map_or(0, |v| v.value())
+        + 1;
+    meta.insert(POSITION_KEY, position)
+        .map_err(|e| db(doing, e))?;
+    Ok(position)
+}
+
+/// The change position is a counter in the file's format table, advanced inside every
+/// write transaction: exact for every handle on the file (only this process can open it).
+#[async_trait]
+impl ChangeSignal for RedbStorage {
+    async fn change_position(&self) -> Result<u64> {
+        contained(&self.path, "reading the change position", || {
+            self.change_position_unguarded()
+        })
+    }
 }
 
 fn check_format(database: &Database, path: &Path) -> Result<()> {

@@ -15,6 +15,9 @@ pub(crate) type IdKey = &'static [u8; 16];
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The key of the format version in [`META`].
 pub(crate) const FORMAT_KEY: &str = "format_version";
+/// The key of the change position in [`META`]: advanced by every write transaction (files
+/// written before it existed start at 0, so no format change).
+pub(crate) const POSITION_KEY: &str = "change_position";
 /// The layout this build reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
 

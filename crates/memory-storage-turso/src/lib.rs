@@ -22,7 +22,6 @@
 
 mod config;
 mod error;
-mod own_writes;
 pub(crate) mod payload;
 mod pool;
 mod query;

@@ -16,7 +16,6 @@ use memory_storage_cached::{CacheSettings, CachedStorage};
 
 use crate::config::{Location, TursoConfig};
 use crate::error::db;
-use crate::own_writes::OwnWrites;
 use crate::payload::{PayloadCodec, decode};
 use crate::pool::{Conn, Pool, PoolStats, PoolStatsSnapshot};
 use crate::query::{self, Sql};
@@ -120,7 +119,6 @@ struct Inner {
     config: TursoConfig,
     payload: PayloadCodec,
     replica: bool,
-    own_writes: OwnWrites,
 }
 
 impl std::fmt::Debug for TursoStorage {
@@ -191,7 +189,6 @@ impl TursoStorage {
                     level: config.compression_level,
                 },
                 replica: matches!(config.location, Location::Replica { .. }),
-                own_writes: OwnWrites::default(),
                 pool,
                 config,
             }),
@@ -368,7 +365,7 @@ impl TursoStorage {
             .collect::<Result<Vec<_>>>()?;
         let generation =
             with_conn!(self, conn => write(conn, async |conn| upsert_all(conn, &encoded).await))?;
-        self.inner.own_writes.record(generation);
+        memory_core::change::report_write(generation);
         self.after_write().await
     }
 
@@ -384,7 +381,7 @@ impl TursoStorage {
         validate_ids(ids, true)?;
         let generation =
             with_conn!(self, conn => write(conn, async |conn| delete_all::<E>(conn, ids).await))?;
-        self.inner.own_writes.record(generation);
+        memory_core::change::report_write(generation);
         self.after_write().await
     }
 
@@ -781,17 +778,13 @@ impl StorageBackend for TursoStorage {
 }
 
 /// The store generation is the change position: every write transaction of any client
-/// advances it by one, and this handle remembers which ones were its own. On an embedded
-/// replica the position is read from the replica, so other writers are noticed once the
-/// replica has synced them.
+/// advances it by one, and each write reports its generation to the cache that made it
+/// (`memory_core::change::report_write`). On an embedded replica the position is read from
+/// the replica, so other writers are noticed once the replica has synced them.
 #[async_trait]
 impl ChangeSignal for TursoStorage {
     async fn change_position(&self) -> Result<u64> {
         self.generation().await
-    }
-
-    fn written_elsewhere(&self, from: u64, to: u64) -> bool {
-        self.inner.own_writes.written_elsewhere(from, to)
     }
 }
 

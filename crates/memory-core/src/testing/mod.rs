@@ -29,6 +29,7 @@ use crate::storage::StorageBackend;
 pub mod checks;
 pub mod crash;
 pub mod crud;
+pub mod handles;
 pub mod reference;
 pub mod samples;
 pub mod strategies;
