@@ -1,7 +1,9 @@
 //! What cached query results depend on, and what each write invalidates.
 //!
 //! A page of episodes depends on its filter's reach (the domain it names, or "any episode"
-//! without one) and on every episode in it. A write of an episode bumps the guard first (so
+//! without one), on every episode in it, and on the match just beyond its limit, which
+//! decides whether it has a cursor (deleting that one, or moving it to another domain, may
+//! leave no further match). A write of an episode bumps the guard first (so
 //! a query read in flight is not stored), then its domain, "any episode" and the episode
 //! itself: a result that could now contain it, or that holds its old version (in whatever
 //! domain it used to be), stops being served. Deletes bump the guard and the episode only:
@@ -10,6 +12,7 @@
 
 use std::hash::BuildHasher;
 
+use memory_core::limits::MAX_QUERY_LIMIT;
 use memory_core::{EpisodeId, EpisodePage, EpisodeQuery, Pattern, PatternId, PatternQuery};
 
 /// One thing a cached query result depends on.
@@ -50,14 +53,34 @@ fn result_deps(
     std::iter::once(reach).chain(items).collect()
 }
 
+/// A cached page of episodes and the match beyond it (if the store was asked for it).
+#[derive(Clone)]
+pub(crate) struct CachedPage {
+    pub(crate) page: EpisodePage,
+    /// The first match after the page; `None` when there is none or it was not read.
+    pub(crate) next: Option<EpisodeId>,
+}
+
+/// `query` with room for one match more, to learn which episode decides the cursor;
+/// `None` at the largest limit (such a page then depends on every episode write).
+pub(crate) fn probe(query: &EpisodeQuery) -> Option<EpisodeQuery> {
+    (query.limit < MAX_QUERY_LIMIT).then(|| query.clone().limit(query.limit + 1))
+}
+
 /// What a page of `query` depends on.
-pub(crate) fn episode_page(query: &EpisodeQuery, page: &EpisodePage) -> Vec<Dep> {
-    let items = page.items.iter().map(|e| Dep::Episode(e.id));
+pub(crate) fn episode_page(query: &EpisodeQuery, cached: &CachedPage) -> Vec<Dep> {
+    let items = cached.page.items.iter().map(|e| Dep::Episode(e.id));
+    let beyond = match cached.next {
+        Some(next) => Some(Dep::Episode(next)),
+        // A cursor whose next match is unknown: any episode write may remove it.
+        None if cached.page.next_cursor.is_some() => Some(Dep::EpisodeWrites),
+        None => None,
+    };
     result_deps(
         query.domain.as_deref(),
         Dep::EpisodeDomain,
         Dep::AnyEpisode,
-        items,
+        items.chain(beyond),
     )
 }
 

@@ -9,10 +9,10 @@ use memory_cache_adaptive::{
 };
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, Heuristic, HeuristicId,
-    Pattern, PatternId, PatternQuery, Result, StorageBackend, codec, validate_ids,
+    Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError, codec, validate_ids,
 };
 
-use crate::deps::{self, Dep};
+use crate::deps::{self, CachedPage, Dep};
 use crate::freshness::Freshness;
 use crate::settings::{CachePart, CacheSettings};
 
@@ -59,7 +59,7 @@ pub struct CachedStorage<S> {
     episodes: AdaptiveCache<EpisodeId, Arc<Episode>>,
     patterns: AdaptiveCache<PatternId, Arc<Pattern>>,
     heuristics: AdaptiveCache<HeuristicId, Arc<Heuristic>>,
-    episode_queries: QueryCache<EpisodeQuery, Dep, EpisodePage>,
+    episode_queries: QueryCache<EpisodeQuery, Dep, CachedPage>,
     pattern_queries: QueryCache<PatternQuery, Dep, Vec<Arc<Pattern>>>,
     freshness: Option<Freshness>,
     check_interval: std::time::Duration,
@@ -162,8 +162,10 @@ impl<S: StorageBackend> CachedStorage<S> {
             heuristics: entity_cache::<Heuristic>(settings, CachePart::Heuristics)?,
             episode_queries: QueryCache::with_weigher(
                 queries,
-                |_, page: &EpisodePage| {
-                    page.items
+                |_, cached: &CachedPage| {
+                    cached
+                        .page
+                        .items
                         .iter()
                         .map(|e| codec::encoded_len(e.as_ref()) as u64)
                         .sum()
@@ -486,15 +488,30 @@ impl<S: StorageBackend> StorageBackend for CachedStorage<S> {
     }
 
     async fn query_episodes(&self, query: &EpisodeQuery) -> Result<EpisodePage> {
+        query.validate()?;
         self.fresh().await;
-        self.episode_queries
+        let cached = self
+            .episode_queries
             .get_or_load_tracked(
                 query.clone(),
                 &[Dep::EpisodeWrites],
                 |page| deps::episode_page(query, page),
-                || self.inner.query_episodes(query),
+                || async {
+                    let Some(probe) = deps::probe(query) else {
+                        let page = self.inner.query_episodes(query).await?;
+                        return Ok::<_, StorageError>(CachedPage { page, next: None });
+                    };
+                    // One match more than asked for: the page's cursor depends on it.
+                    let items = self.inner.query_episodes(&probe).await?.items;
+                    let next = items.get(query.limit).map(|e| e.id);
+                    Ok(CachedPage {
+                        page: EpisodePage::from_overfetch(items, query.limit),
+                        next,
+                    })
+                },
             )
-            .await
+            .await?;
+        Ok(cached.page)
     }
 
     async fn count_episodes(&self) -> Result<u64> {

@@ -164,6 +164,7 @@ macro_rules! conformance_tests {
             episode_query_order_and_ties => $crate::testing::checks::episodes::query_order_and_ties,
             episode_query_paging => $crate::testing::checks::episodes::query_paging,
             episode_query_paging_under_writes => $crate::testing::checks::episodes::query_paging_under_writes,
+            episode_query_cursor_follows_the_next_match => $crate::testing::checks::episodes::query_cursor_follows_the_next_match,
             episode_query_follows_updates => $crate::testing::checks::episodes::query_follows_updates,
             episode_query_invalid => $crate::testing::checks::episodes::query_invalid,
             episode_query_matches_reference => $crate::testing::checks::episodes::query_matches_reference,

@@ -308,10 +308,33 @@ pub async fn concurrent_writes<E: Crud>(b: &dyn StorageBackend) -> anyhow::Resul
         }
         anyhow::Ok(())
     });
+    let total = TASKS * (PER_TASK + PER_TASK.div_ceil(3));
+    // Reads task 0's items while they are written: each is absent or exactly what was
+    // written, never absent again once seen, and the count never goes down.
     let reader = async {
-        for i in 0..PER_TASK {
-            E::get(b, E::sample(i).id()).await?;
-            E::count(b).await?;
+        let mut seen = vec![false; PER_TASK as usize];
+        let mut last_count = 0;
+        for _ in 0..PER_TASK {
+            for i in 0..PER_TASK {
+                let expected = E::sample(i);
+                let got = E::get(b, expected.id()).await?;
+                match got {
+                    Some(got) => {
+                        ensure!(*got == expected, "a concurrent read got {got:?}");
+                        seen[i as usize] = true;
+                    }
+                    None => ensure!(
+                        !seen[i as usize],
+                        "item {i} was read back, then read as absent"
+                    ),
+                }
+            }
+            let count = E::count(b).await?;
+            ensure!(
+                (last_count..=total).contains(&count),
+                "count {count} after {last_count} (at most {total})"
+            );
+            last_count = count;
         }
         anyhow::Ok(())
     };

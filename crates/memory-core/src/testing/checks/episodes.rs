@@ -315,6 +315,47 @@ pub async fn query_paging(b: &dyn StorageBackend) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A page's cursor follows the match just beyond its limit: deleting that episode, or
+/// moving it to another domain, leaves a page with no cursor (read twice first, so that a
+/// caching layer has the page cached).
+pub async fn query_cursor_follows_the_next_match(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let in_domain = |n: u64, domain: &str| {
+        let mut e = samples::episode(n);
+        e.context.domain = domain.to_string();
+        e
+    };
+    for moved in [false, true] {
+        let domain = if moved {
+            "cursor-moved"
+        } else {
+            "cursor-deleted"
+        };
+        let episodes: Vec<Episode> = (0..3).map(|n| in_domain(n, domain)).collect();
+        b.store_episodes(&episodes).await?;
+        let q = EpisodeQuery::new().domain(domain).limit(2);
+        for _ in 0..2 {
+            let page = b.query_episodes(&q).await?;
+            ensure!(
+                page.items.len() == 2 && page.next_cursor.is_some(),
+                "two of three with a cursor"
+            );
+        }
+        // The oldest of the three is the one beyond the page.
+        if moved {
+            b.store_episode(&in_domain(0, "elsewhere")).await?;
+        } else {
+            b.delete_episode(episodes[0].id).await?;
+        }
+        let page = b.query_episodes(&q).await?;
+        ensure!(
+            page.items.len() == 2 && page.next_cursor.is_none(),
+            "after the next match was {}, the page still has a cursor",
+            if moved { "moved away" } else { "deleted" }
+        );
+    }
+    Ok(())
+}
+
 /// Episodes that exist for the whole paging appear exactly once even while others are
 /// added and deleted between pages.
 pub async fn query_paging_under_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
