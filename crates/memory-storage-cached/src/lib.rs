@@ -22,10 +22,12 @@
 //! assert_eq!(cached.backend_name(), bare.backend_name());
 //! ```
 
+mod backend;
 mod deps;
 mod freshness;
 mod settings;
 mod store;
+mod writes;
 
 use std::sync::Arc;
 

@@ -29,6 +29,8 @@ use crate::{
 pub struct Yielding<S> {
     inner: S,
     calls: AtomicU64,
+    /// Yields before and after every call, when fixed.
+    fixed: Option<u64>,
 }
 
 impl<S> Yielding<S> {
@@ -37,13 +39,26 @@ impl<S> Yielding<S> {
         Yielding {
             inner,
             calls: AtomicU64::new(0),
+            fixed: None,
+        }
+    }
+
+    /// Wraps `inner`, yielding exactly `times` before and after every call: each call then
+    /// has the same await points, so that a test can cut a caller off at every one of them.
+    pub fn fixed(inner: S, times: u64) -> Self {
+        Yielding {
+            inner,
+            calls: AtomicU64::new(0),
+            fixed: Some(times),
         }
     }
 
     async fn pause(&self) {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
         // A cheap mix of the call number: varied, reproducible yield counts.
-        let times = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62;
+        let times = self
+            .fixed
+            .unwrap_or_else(|| n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62);
         for _ in 0..times {
             tokio::task::yield_now().await;
         }

@@ -1,0 +1,312 @@
+//! How a write goes through the caches: on a task of its own, so that a caller who drops
+//! the write's future (a timeout, `select!`, a cancelled task) never leaves the caches
+//! serving what the write replaced. The write runs to its end whatever the caller does, and
+//! the cache bookkeeping runs after the store answered, exactly as for a write the caller
+//! waited for.
+//!
+//! Order inside one write: write-through tickets (before the store can change), the store's
+//! write (as one of this cache's own, for the change check), then the bookkeeping: the
+//! query guard, the written entries (cached anew or removed), the query dependencies the
+//! write affects. The bookkeeping runs after a failed write too: a remote write may have
+//! committed before its answer was lost.
+
+use std::sync::Arc;
+
+use memory_cache_adaptive::{AdaptiveCache, LoadTicket, QueryCache};
+use memory_core::{
+    Episode, EpisodeId, Heuristic, Pattern, PatternId, Result, StorageBackend, StorageError,
+};
+
+use crate::deps::{self, Dep};
+use crate::store::Shared;
+
+impl<S: StorageBackend> Shared<S> {
+    /// Before a read: flush if another writer changed the store (at most once per interval).
+    pub(crate) async fn fresh(&self) {
+        if let Some(freshness) = self.freshness.get() {
+            freshness.ensure(|| self.clear()).await;
+        }
+    }
+
+    /// Runs a write of the inner store: with a change signal, as one of this cache's own
+    /// writes (so the store position it produces is not taken for another writer's).
+    async fn write<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
+        match self.freshness.get() {
+            Some(freshness) => {
+                let _in_flight = freshness.before_write().await;
+                freshness.recording(write).await
+            }
+            None => write.await,
+        }
+    }
+
+    /// Write-through tickets for `ids`, taken before a write starts (none when off).
+    fn tickets<'c, I, T>(
+        &self,
+        cache: &'c AdaptiveCache<I, Arc<T>>,
+        ids: impl Iterator<Item = I>,
+    ) -> Vec<LoadTicket<'c>>
+    where
+        I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+    {
+        if self.write_through {
+            ids.map(|id| cache.begin_load(&id)).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Stores `episodes` with `store` (one item or a batch) and updates the caches.
+    pub(crate) async fn store_episodes_with(
+        &self,
+        episodes: Vec<Episode>,
+        call: Call,
+    ) -> Result<()> {
+        let tickets = self.tickets(&self.episodes, episodes.iter().map(|e| e.id));
+        let result = self
+            .write(async {
+                match (call, episodes.as_slice()) {
+                    (Call::One, [one]) => self.inner.store_episode(one).await,
+                    (_, all) => self.inner.store_episodes(all).await,
+                }
+            })
+            .await;
+        let deps =
+            deps::stored_episodes(episodes.iter().map(|e| (e.id, e.context.domain.as_str())));
+        let ids: Vec<EpisodeId> = episodes.iter().map(|e| e.id).collect();
+        written(
+            &self.episodes,
+            &self.episode_queries,
+            Dep::EpisodeWrites,
+            ids.into_iter(),
+            &deps,
+            through(tickets, result.is_ok(), episodes),
+        );
+        result
+    }
+
+    /// Deletes `ids` with `delete` and updates the caches.
+    pub(crate) async fn delete_episodes_with(&self, ids: Vec<EpisodeId>, call: Call) -> Result<()> {
+        let result = self
+            .write(async {
+                match (call, ids.as_slice()) {
+                    (Call::One, [one]) => self.inner.delete_episode(*one).await,
+                    (_, all) => self.inner.delete_episodes(all).await,
+                }
+            })
+            .await;
+        let deps: Vec<Dep> = ids.iter().map(|id| Dep::Episode(*id)).collect();
+        written(
+            &self.episodes,
+            &self.episode_queries,
+            Dep::EpisodeWrites,
+            ids.into_iter(),
+            &deps,
+            None,
+        );
+        result
+    }
+
+    /// Stores `patterns` with `store` and updates the caches.
+    pub(crate) async fn store_patterns_with(
+        &self,
+        patterns: Vec<Pattern>,
+        call: Call,
+    ) -> Result<()> {
+        let tickets = self.tickets(&self.patterns, patterns.iter().map(|p| p.id));
+        let result = self
+            .write(async {
+                match (call, patterns.as_slice()) {
+                    (Call::One, [one]) => self.inner.store_pattern(one).await,
+                    (_, all) => self.inner.store_patterns(all).await,
+                }
+            })
+            .await;
+        let deps = deps::stored_patterns(patterns.iter().map(|p| (p.id, p.domain.as_str())));
+        let ids: Vec<PatternId> = patterns.iter().map(|p| p.id).collect();
+        written(
+            &self.patterns,
+            &self.pattern_queries,
+            Dep::PatternWrites,
+            ids.into_iter(),
+            &deps,
+            through(tickets, result.is_ok(), patterns),
+        );
+        result
+    }
+
+    /// Deletes `ids` with `delete` and updates the caches.
+    pub(crate) async fn delete_patterns_with(&self, ids: Vec<PatternId>, call: Call) -> Result<()> {
+        let result = self
+            .write(async {
+                match (call, ids.as_slice()) {
+                    (Call::One, [one]) => self.inner.delete_pattern(*one).await,
+                    (_, all) => self.inner.delete_patterns(all).await,
+                }
+            })
+            .await;
+        let deps: Vec<Dep> = ids.iter().map(|id| Dep::Pattern(*id)).collect();
+        written(
+            &self.patterns,
+            &self.pattern_queries,
+            Dep::PatternWrites,
+            ids.into_iter(),
+            &deps,
+            None,
+        );
+        result
+    }
+
+    /// Stores `heuristics` with `store`; heuristics have no query cache, only their entries
+    /// change.
+    pub(crate) async fn store_heuristics_with(
+        &self,
+        heuristics: Vec<Heuristic>,
+        call: Call,
+    ) -> Result<()> {
+        let tickets = self.tickets(&self.heuristics, heuristics.iter().map(|h| h.id));
+        let result = self
+            .write(async {
+                match (call, heuristics.as_slice()) {
+                    (Call::One, [one]) => self.inner.store_heuristic(one).await,
+                    (_, all) => self.inner.store_heuristics(all).await,
+                }
+            })
+            .await;
+        let ids: Vec<_> = heuristics.iter().map(|h| h.id).collect();
+        entities_written(
+            &self.heuristics,
+            ids.into_iter(),
+            through(tickets, result.is_ok(), heuristics),
+        );
+        result
+    }
+
+    /// Deletes heuristics with `delete` and removes their entries.
+    pub(crate) async fn delete_heuristics_with(
+        &self,
+        ids: Vec<memory_core::HeuristicId>,
+        call: Call,
+    ) -> Result<()> {
+        let result = self
+            .write(async {
+                match (call, ids.as_slice()) {
+                    (Call::One, [one]) => self.inner.delete_heuristic(*one).await,
+                    (_, all) => self.inner.delete_heuristics(all).await,
+                }
+            })
+            .await;
+        for id in &ids {
+            self.heuristics.invalidate(id);
+        }
+        result
+    }
+}
+
+/// Which of the store's calls a write makes: the single-item one or the batch one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    One,
+    Many,
+}
+
+/// Runs `work` (a write and its cache bookkeeping) on a task of its own and waits for it:
+/// a caller that stops waiting leaves it to finish. Outside a tokio runtime it runs in
+/// place, and a caller that drops it half-way clears every cache (what the write changed
+/// is then unknown, and a store that needs no runtime has stopped writing by then).
+pub(crate) async fn detached<S, T, Fut>(shared: &Arc<Shared<S>>, work: Fut) -> Result<T>
+where
+    S: StorageBackend + 'static,
+    T: Send + 'static,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime.spawn(work).await.map_err(|e| {
+            StorageError::internal(if e.is_panic() {
+                "a write panicked inside the store"
+            } else {
+                "a write was cancelled by its runtime shutting down"
+            })
+        })?,
+        Err(_) => {
+            let guard = ClearUnlessFinished(Some(shared));
+            let result = work.await;
+            guard.finish();
+            result
+        }
+    }
+}
+
+/// Clears the caches when dropped before [`finish`](Self::finish).
+struct ClearUnlessFinished<'a, S>(Option<&'a Arc<Shared<S>>>);
+
+impl<'a, S> ClearUnlessFinished<'a, S> {
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<S> Drop for ClearUnlessFinished<'_, S> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0 {
+            shared.clear();
+        }
+    }
+}
+
+/// What a successful write-through hands the entity cache: its tickets (taken before the
+/// write) and the written values, in the order of the written ids.
+type Through<'c, T> = Option<(Vec<LoadTicket<'c>>, Vec<Arc<T>>)>;
+
+/// The write-through for `items` if the write succeeded and tickets were taken.
+fn through<T>(tickets: Vec<LoadTicket<'_>>, ok: bool, items: Vec<T>) -> Through<'_, T> {
+    (ok && !tickets.is_empty()).then(|| (tickets, items.into_iter().map(Arc::new).collect()))
+}
+
+/// After a write of `ids`: the query guard first (a query read that lands after it is not
+/// stored, and one that landed before it marked dependencies bumped below), then the
+/// written ids' entries (cached anew with `through`, else removed), then the query
+/// dependencies the write affects.
+fn written<I, T, Q, R>(
+    entities: &AdaptiveCache<I, Arc<T>>,
+    queries: &QueryCache<Q, Dep, R>,
+    guard: Dep,
+    ids: impl Iterator<Item = I>,
+    deps: &[Dep],
+    through: Through<'_, T>,
+) where
+    I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+    Q: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    R: Clone + Send + Sync + 'static,
+{
+    queries.invalidate(&guard);
+    entities_written(entities, ids, through);
+    for dep in deps {
+        queries.invalidate(dep);
+    }
+}
+
+/// The written ids' entries: cached anew with `through`, else removed.
+fn entities_written<I, T>(
+    entities: &AdaptiveCache<I, Arc<T>>,
+    ids: impl Iterator<Item = I>,
+    through: Through<'_, T>,
+) where
+    I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    match through {
+        Some((tickets, values)) => {
+            for ((id, ticket), value) in ids.zip(tickets).zip(values) {
+                entities.complete_write(id, ticket, value);
+            }
+        }
+        None => {
+            for id in ids {
+                entities.invalidate(&id);
+            }
+        }
+    }
+}
