@@ -42,7 +42,10 @@ async fn a_write_whose_caller_gave_up_leaves_no_stale_entry() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let truth = store.get_episode(x).await.unwrap().unwrap();
         let seen = cached.get_episode(x).await.unwrap().unwrap();
-        assert_eq!(truth.description, "revision 1", "trial {trial}: the write finished");
+        assert_eq!(
+            truth.description, "revision 1",
+            "trial {trial}: the write finished"
+        );
         if seen.description != truth.description {
             stale += 1;
         }

@@ -263,7 +263,24 @@ async fn usable(conn: &Conn, health_check_after: Duration) -> bool {
     }
 }
 
-/// A checked-out connection; it goes back to the pool when dropped, unless marked broken.
+/// A connection dropped inside a transaction (its user's future was cut off) must not hold
+/// the database's write lock until it is next checked out, which may be never: it is
+/// thrown away. A local connection rolls back as it closes; a remote one is told to roll
+/// back (on a task, when there is a runtime), else the server keeps the transaction until
+/// its own timeout.
+fn release_transaction(conn: Conn) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        if let Err(e) = conn.raw.execute("ROLLBACK", ()).await {
+            tracing::debug!(error = %e, "rolling back a connection dropped inside a transaction");
+        }
+    });
+}
+
+/// A checked-out connection; it goes back to the pool when dropped, unless marked broken
+/// or left inside a transaction.
 pub(crate) struct PooledConn {
     conn: Option<Conn>,
     pool: Arc<Pool>,
@@ -291,8 +308,20 @@ impl Drop for PooledConn {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        if self.broken && !self.pool.pinned {
+        let in_transaction = !conn.raw.is_autocommit();
+        if self.pool.pinned {
+            // The in-memory database lives in this one connection: keep it (a transaction
+            // left open is rolled back at the next checkout; nobody else can wait on it).
+            conn.idle_since = Instant::now();
+            self.pool.idle.lock().push(conn);
+            return;
+        }
+        if self.broken || in_transaction {
             self.pool.counters.discarded.fetch_add(1, Ordering::Relaxed);
+            // A local connection rolls back as it closes, here and now.
+            if in_transaction && !self.pool.local {
+                release_transaction(conn);
+            }
             return;
         }
         conn.idle_since = Instant::now();
@@ -363,24 +392,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_left_open_is_rolled_back_before_reuse() {
+    async fn a_connection_dropped_inside_a_transaction_releases_the_lock_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let pool = local_pool(&dir, PoolConfig::default()).await;
         {
             let mut pooled = pool.get().await.unwrap();
             let raw = &pooled.conn().unwrap().raw;
             raw.execute("CREATE TABLE t (x INTEGER)", ()).await.unwrap();
+        }
+        {
+            let mut pooled = pool.get().await.unwrap();
+            let raw = &pooled.conn().unwrap().raw;
             raw.execute("BEGIN IMMEDIATE", ()).await.unwrap();
             raw.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
             // Dropped mid-transaction, as a cancelled future would leave it.
         }
-        let mut pooled = pool.get().await.unwrap();
-        let raw = &pooled.conn().unwrap().raw;
-        assert!(raw.is_autocommit());
-        let mut rows = raw.query("SELECT COUNT(*) FROM t", ()).await.unwrap();
+        let stats = pool.stats();
+        assert_eq!((stats.idle, stats.discarded), (0, 1), "not kept: {stats:?}");
+        // Another connection of the file takes the write lock without waiting for it.
+        let other = libsql::Builder::new_local(dir.path().join("pool.db"))
+            .build()
+            .await
+            .unwrap()
+            .connect()
+            .unwrap();
+        other.busy_timeout(Duration::from_millis(1)).unwrap();
+        other.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+        let mut rows = other.query("SELECT COUNT(*) FROM t", ()).await.unwrap();
         let count: i64 = rows.next().await.unwrap().unwrap().get(0).unwrap();
         assert_eq!(count, 0, "the abandoned insert was rolled back");
-        assert_eq!(pool.stats().created, 1);
+        other.execute("ROLLBACK", ()).await.unwrap();
     }
 
     #[tokio::test]

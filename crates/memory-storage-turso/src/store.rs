@@ -354,19 +354,40 @@ impl TursoStorage {
     }
 
     async fn store_items<E: Table>(&self, items: &[E]) -> Result<()> {
-        let encoded = items
+        let rows = items
             .iter()
             .map(|item| {
-                self.inner
-                    .payload
-                    .encode(item)
-                    .map(|(enc, bytes)| (item, enc, bytes))
+                let (encoding, payload) = self.inner.payload.encode(item)?;
+                Ok(Row::of(item, encoding, payload))
             })
             .collect::<Result<Vec<_>>>()?;
-        let generation =
-            with_conn!(self, conn => write(conn, async |conn| upsert_all(conn, &encoded).await))?;
+        self.transaction(Work::<E>::Upsert(rows)).await
+    }
+
+    /// Runs `work` as one write transaction (retried while that is safe), then lets a
+    /// replica catch up with it, on a task of its own: a caller that stops waiting never
+    /// cuts a transaction off half-way (which would leave its connection holding the
+    /// database's write lock). The position the transaction produced is reported to the
+    /// cache that made the write, if any.
+    async fn transaction<E: Table>(&self, work: Work<E>) -> Result<()> {
+        let store = self.clone();
+        let run = async move {
+            let generation = with_conn!(&store, conn => write(conn, &work))?;
+            store.after_write().await?;
+            Ok::<u64, StorageError>(generation)
+        };
+        let generation = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.spawn(run).await.map_err(|e| {
+                StorageError::internal(if e.is_panic() {
+                    "a write transaction panicked"
+                } else {
+                    "a write transaction was cancelled by its runtime shutting down"
+                })
+            })??,
+            Err(_) => run.await?,
+        };
         memory_core::change::report_write(generation);
-        self.after_write().await
+        Ok(())
     }
 
     async fn get_items<E: Table>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
@@ -379,10 +400,8 @@ impl TursoStorage {
 
     async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
         validate_ids(ids, true)?;
-        let generation =
-            with_conn!(self, conn => write(conn, async |conn| delete_all::<E>(conn, ids).await))?;
-        memory_core::change::report_write(generation);
-        self.after_write().await
+        let ids = ids.to_vec();
+        self.transaction(Work::<E>::Delete(ids)).await
     }
 
     async fn count_items<E: Table>(&self) -> Result<u64> {
@@ -447,12 +466,27 @@ async fn switch_to_wal(raw: &libsql::Connection, busy_timeout: Duration) -> Resu
 
 /// Runs `work` inside one immediate transaction on `conn`, bumping the store generation;
 /// any failure rolls everything back. Returns the generation this transaction produced.
-async fn write(conn: &mut Conn, work: impl AsyncFnOnce(&mut Conn) -> Result<()>) -> Result<u64> {
+/// What one write transaction does, owned (it runs on a task of its own).
+enum Work<E: Table> {
+    Upsert(Vec<Row>),
+    Delete(Vec<E::Id>),
+}
+
+impl<E: Table> Work<E> {
+    async fn run(&self, conn: &mut Conn) -> Result<()> {
+        match self {
+            Work::Upsert(rows) => upsert_all::<E>(conn, rows).await,
+            Work::Delete(ids) => delete_all::<E>(conn, ids).await,
+        }
+    }
+}
+
+async fn write<E: Table>(conn: &mut Conn, work: &Work<E>) -> Result<u64> {
     conn.raw
         .execute("BEGIN IMMEDIATE", ())
         .await
         .map_err(|e| db("beginning a write transaction", e))?;
-    let result = match work(conn).await {
+    let result = match work.run(conn).await {
         Ok(()) => single_integer(
             conn,
             "UPDATE store_generation SET generation = generation + 1 WHERE id = 1 \
@@ -582,47 +616,79 @@ async fn select_by_ids<E: Table>(conn: &mut Conn, ids: &[E::Id]) -> Result<Vec<O
     Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
 }
 
-/// Upserts every item and rewrites episodes' side rows, in statement-sized chunks.
-async fn upsert_all<E: Table>(conn: &mut Conn, items: &[(&E, i64, Vec<u8>)]) -> Result<()> {
-    for range in table::chunks(items.len(), UPSERT_ROWS) {
-        let chunk = &items[range];
+/// One item as its table stores it, owned (a write transaction runs on a task of its own).
+pub(crate) struct Row {
+    id: Vec<u8>,
+    index: Vec<Value>,
+    encoding: i64,
+    payload: Vec<u8>,
+    tags: Vec<String>,
+    metadata: Vec<(String, String)>,
+}
+
+impl Row {
+    fn of<E: Table>(item: &E, encoding: i64, payload: Vec<u8>) -> Self {
+        let side = item.side_rows();
+        Row {
+            id: E::id_bytes(item.id()).to_vec(),
+            index: item.index_values(),
+            encoding,
+            payload,
+            tags: side.tags.into_iter().map(str::to_string).collect(),
+            metadata: side
+                .metadata
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// Upserts every row and rewrites episodes' side rows, in statement-sized chunks.
+async fn upsert_all<E: Table>(conn: &mut Conn, rows: &[Row]) -> Result<()> {
+    for range in table::chunks(rows.len(), UPSERT_ROWS) {
+        let chunk = &rows[range];
         let mut params = Vec::with_capacity(chunk.len() * E::COLUMNS.len());
-        for (item, encoding, payload) in chunk {
-            params.push(Value::Blob(E::id_bytes(item.id()).to_vec()));
-            params.extend(item.index_values());
-            params.push(Value::Integer(*encoding));
-            params.push(Value::Blob(payload.clone()));
+        for row in chunk {
+            params.push(Value::Blob(row.id.clone()));
+            params.extend(row.index.iter().cloned());
+            params.push(Value::Integer(row.encoding));
+            params.push(Value::Blob(row.payload.clone()));
         }
         execute(conn, &table::upsert_sql::<E>(chunk.len()), params).await?;
     }
     if !E::SIDE_TABLES.is_empty() {
-        rewrite_side_rows(conn, items).await?;
+        rewrite_side_rows(conn, E::SIDE_TABLES, rows).await?;
     }
     Ok(())
 }
 
-async fn rewrite_side_rows<E: Table>(conn: &mut Conn, items: &[(&E, i64, Vec<u8>)]) -> Result<()> {
-    for side in E::SIDE_TABLES {
-        for range in table::chunks(items.len(), ID_ROWS) {
-            let params = items[range.clone()]
+async fn rewrite_side_rows(conn: &mut Conn, sides: &[&str], rows: &[Row]) -> Result<()> {
+    for side in sides {
+        for range in table::chunks(rows.len(), ID_ROWS) {
+            let params = rows[range.clone()]
                 .iter()
-                .map(|(item, _, _)| Value::Blob(E::id_bytes(item.id()).to_vec()))
+                .map(|row| Value::Blob(row.id.clone()))
                 .collect();
             execute(conn, &table::delete_side_sql(side, range.len()), params).await?;
         }
     }
-    let mut tags = Vec::new();
-    let mut metadata = Vec::new();
-    for (item, _, _) in items {
-        let id = E::id_bytes(item.id()).to_vec();
-        let rows = item.side_rows();
-        tags.extend(rows.tags.into_iter().map(|t| (t, id.clone())));
-        metadata.extend(rows.metadata.into_iter().map(|(k, v)| (k, v, id.clone())));
-    }
+    let tags: Vec<(&str, &[u8])> = rows
+        .iter()
+        .flat_map(|row| row.tags.iter().map(|t| (t.as_str(), row.id.as_slice())))
+        .collect();
+    let metadata: Vec<(&str, &str, &[u8])> = rows
+        .iter()
+        .flat_map(|row| {
+            row.metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str(), row.id.as_slice()))
+        })
+        .collect();
     for range in table::chunks(tags.len(), SIDE_ROWS) {
         let params = tags[range.clone()]
             .iter()
-            .flat_map(|(tag, id)| [Value::Text((*tag).to_string()), Value::Blob(id.clone())])
+            .flat_map(|(tag, id)| [Value::Text((*tag).to_string()), Value::Blob(id.to_vec())])
             .collect();
         execute(conn, &table::insert_tags_sql(range.len()), params).await?;
     }
@@ -633,7 +699,7 @@ async fn rewrite_side_rows<E: Table>(conn: &mut Conn, items: &[(&E, i64, Vec<u8>
                 [
                     Value::Text((*k).to_string()),
                     Value::Text((*v).to_string()),
-                    Value::Blob(id.clone()),
+                    Value::Blob(id.to_vec()),
                 ]
             })
             .collect();

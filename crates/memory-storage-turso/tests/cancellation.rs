@@ -1,0 +1,178 @@
+//! Callers that stop waiting for a write (a timeout that fires mid-batch) against a real
+//! sqld and a local file:
+//!
+//! - the write's transaction never stays open: another handle and another process write
+//!   within a second, and the cancelling handle's next write succeeds;
+//! - through the cache, the write still finishes and the cache agrees with the database
+//!   afterwards (the change check is an hour away, so nothing else would repair it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use memory_core::testing::handles::revision;
+use memory_core::testing::typical::typical_episode;
+use memory_core::{Episode, EpisodeId, StorageBackend};
+use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
+
+const TARGET_ENV: &str = "MEMORY_CANCELLATION_TARGET";
+/// How long another writer may take once a cut-off batch's caller gave up.
+const PROMPT: Duration = Duration::from_secs(1);
+
+fn config(target: &str) -> TursoConfig {
+    match target.strip_prefix("file:") {
+        Some(path) => TursoConfig::local(path),
+        None => TursoConfig::remote(target, None),
+    }
+}
+
+fn batch(size: usize) -> Vec<Episode> {
+    (0..size)
+        .map(|i| {
+            let mut e = typical_episode(i as u64);
+            e.id = EpisodeId::new();
+            e
+        })
+        .collect()
+}
+
+/// Another process: opens the store, writes one episode, prints how long the write took.
+#[tokio::test]
+#[ignore = "run by the cancellation tests as the other writing process"]
+async fn child_writer() {
+    let target = std::env::var(TARGET_ENV).expect("run by the cancellation tests only");
+    let store = TursoStorage::open(config(&target)).await.unwrap();
+    let started = Instant::now();
+    store
+        .store_episode(&revision(EpisodeId::new(), 0))
+        .await
+        .unwrap();
+    println!("MEMORY-CHILD-WROTE {}", started.elapsed().as_micros());
+}
+
+fn other_process_writes(target: &str) -> Duration {
+    let started = Instant::now();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(TARGET_ENV, target)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split("MEMORY-CHILD-WROTE ").nth(1))
+        .unwrap_or_else(|| {
+            panic!(
+                "the other process did not write (after {:?})",
+                started.elapsed()
+            )
+        });
+    Duration::from_micros(line.trim().parse().unwrap())
+}
+
+/// Batches of `size` cut off by timeouts from 0 to `trials - 1` times `step`; after each,
+/// another handle (and, every fifth time, another process) writes within [`PROMPT`], and
+/// the cancelling handle writes again.
+async fn cut_off_batches_leave_no_transaction_open(target: &str, size: usize, step: Duration) {
+    let cancelling = TursoStorage::open(config(target)).await.unwrap();
+    let other = TursoStorage::open(config(target)).await.unwrap();
+    let (mut cut, mut slowest) = (0, Duration::ZERO);
+    for trial in 0..20u32 {
+        let limit = step * trial;
+        if tokio::time::timeout(limit, cancelling.store_episodes(&batch(size)))
+            .await
+            .is_err()
+        {
+            cut += 1;
+        }
+        let started = Instant::now();
+        tokio::time::timeout(PROMPT, other.store_episode(&revision(EpisodeId::new(), 0)))
+            .await
+            .unwrap_or_else(|_| panic!("trial {trial}: another handle waited over {PROMPT:?}"))
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+        if trial % 5 == 0 {
+            let took = other_process_writes(target);
+            assert!(
+                took < PROMPT,
+                "trial {trial}: another process took {took:?}"
+            );
+            slowest = slowest.max(took);
+        }
+        cancelling
+            .store_episode(&revision(EpisodeId::new(), 0))
+            .await
+            .unwrap_or_else(|e| panic!("trial {trial}: the cancelling handle's next write: {e}"));
+    }
+    println!("{target}: 20 batches of {size}, {cut} cut off; slowest other write {slowest:?}");
+    assert!(cut >= 1, "no batch was cut off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_batches_leave_no_transaction_open_on_sqld() {
+    let server = support::Sqld::start().await.unwrap();
+    cut_off_batches_leave_no_transaction_open(&server.url(), 100, Duration::from_millis(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_batches_leave_no_transaction_open_on_a_local_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("file:{}", dir.path().join("cancel.db").display());
+    cut_off_batches_leave_no_transaction_open(&target, 500, Duration::from_micros(500)).await;
+}
+
+/// Cached writes cut off by their caller's timeout still finish, and the cache agrees with
+/// the server afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_remote_write_whose_caller_gave_up_leaves_no_stale_entry() {
+    let server = support::Sqld::start().await.unwrap();
+    let settings = CacheSettings::default().change_check_interval(Duration::from_secs(3_600));
+    let store = TursoStorage::open(TursoConfig::remote(server.url(), None))
+        .await
+        .unwrap();
+    let cached = store.cached(&settings).unwrap();
+    let (mut cut, mut stale) = (0, 0);
+    for trial in 0..30u32 {
+        let x = EpisodeId::new();
+        cached.store_episode(&revision(x, 0)).await.unwrap();
+        for _ in 0..2 {
+            cached.get_episode(x).await.unwrap();
+        }
+        let limit = Duration::from_micros(200) * trial;
+        if tokio::time::timeout(limit, cached.store_episode(&revision(x, 1)))
+            .await
+            .is_err()
+        {
+            cut += 1;
+        }
+        for _ in 0..200 {
+            if store.get_episode(x).await.unwrap().unwrap().description == "revision 1" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let truth = store.get_episode(x).await.unwrap().unwrap();
+        assert_eq!(
+            truth.description, "revision 1",
+            "trial {trial}: the write finished"
+        );
+        if cached.get_episode(x).await.unwrap().unwrap().description != truth.description {
+            stale += 1;
+        }
+    }
+    println!("30 cached writes to sqld, {cut} cut off: {stale} stale entries");
+    assert!(cut >= 1, "no write was cut off");
+    assert_eq!(stale, 0);
+}
