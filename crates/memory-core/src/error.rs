@@ -57,6 +57,10 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected state inside the backend.
     Internal,
+    /// A write whose outcome is unknown: its commit was sent but the answer was lost, and
+    /// the store could not find out whether it applied. Read to see; retrying is safe for
+    /// stores (upserts) but a repeated delete may report `NotFound`.
+    Indeterminate,
 }
 
 impl ErrorKind {
@@ -71,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::Indeterminate => "indeterminate",
         }
     }
 }

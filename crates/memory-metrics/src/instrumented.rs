@@ -47,7 +47,7 @@ pub const OPERATIONS: [&str; OPERATION_COUNT] = [
 ];
 
 /// The error kinds, in outcome order after "ok".
-const KINDS: [ErrorKind; 8] = [
+const KINDS: [ErrorKind; 9] = [
     ErrorKind::NotFound,
     ErrorKind::InvalidInput,
     ErrorKind::Conflict,
@@ -56,6 +56,7 @@ const KINDS: [ErrorKind; 8] = [
     ErrorKind::Corrupt,
     ErrorKind::Unavailable,
     ErrorKind::Internal,
+    ErrorKind::Indeterminate,
 ];
 
 /// "ok", then every error kind's name ("not_found" also for a get that found nothing).

@@ -44,11 +44,41 @@ fn kind_of_message(message: &str) -> ErrorKind {
         ErrorKind::Internal
     } else if lower.contains("401") || lower.contains("403") || lower.contains("unauthorized") {
         ErrorKind::Unavailable
-    } else {
-        // Transport failures: connection refused or reset, stream expired, timeouts.
+    } else if PASSING.iter().any(|marker| lower.contains(marker)) {
         ErrorKind::Transient
+    } else {
+        // Not recognised: not retried blindly (a retry is safe only for known passing
+        // failures), and reported as it is.
+        ErrorKind::Internal
     }
 }
+
+/// Message fragments of passing transport and server failures: connections refused, reset
+/// or closed mid-answer, streams the server expired, timeouts, overloaded or restarting
+/// servers, statements the server interrupted.
+const PASSING: &[&str] = &[
+    "error trying to connect",
+    "connection refused",
+    "connection reset",
+    "connection closed",
+    "connection aborted",
+    "broken pipe",
+    "incomplete message",
+    "unexpected end of file",
+    "unexpected eof",
+    "timed out",
+    "timeout",
+    "stream expired",
+    "stream not found",
+    "baton",
+    "sqlite_interrupt",
+    "interrupted",
+    "502",
+    "503",
+    "504",
+    "too many requests",
+    "429",
+];
 
 /// Wraps a libSQL error with what was being done.
 pub(crate) fn db(context: &str, error: libsql::Error) -> StorageError {
@@ -110,6 +140,19 @@ mod tests {
         assert_eq!(
             kind_of_message("SQLITE_ERROR: no such table: x"),
             ErrorKind::Internal
+        );
+        assert_eq!(
+            kind_of_message("connection closed before message completed"),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            kind_of_message("the stream expired: its baton is unknown"),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            kind_of_message("something nobody has seen before"),
+            ErrorKind::Internal,
+            "unknown errors are not retried blindly"
         );
     }
 }

@@ -10,7 +10,7 @@ use memory_core::{ErrorKind, StorageError, Timestamp};
 use crate::error::db;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -64,6 +64,20 @@ const MIGRATIONS: &[&str] = &[
         generation INTEGER NOT NULL
     );
     INSERT INTO store_generation (id, generation) VALUES (1, 0);",
+    // 3: the write log: each write transaction leaves its random token beside the generation
+    // it produced (a trigger, so the write's statement count is unchanged), so that a writer
+    // whose commit answer was lost can read whether it applied. The newest 65,536 are kept.
+    "ALTER TABLE store_generation ADD COLUMN token BLOB;
+    CREATE TABLE write_log (
+        generation INTEGER PRIMARY KEY,
+        token BLOB NOT NULL
+    );
+    CREATE INDEX write_log_by_token ON write_log (token);
+    CREATE TRIGGER store_generation_logged AFTER UPDATE OF generation ON store_generation
+    BEGIN
+        INSERT INTO write_log (generation, token) VALUES (NEW.generation, NEW.token);
+        DELETE FROM write_log WHERE generation <= NEW.generation - 65536;
+    END;",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -25,8 +26,8 @@ use crate::table::{self, Table};
 
 /// Runs `$body` (a future using `$conn: &mut Conn`) on a pooled connection, retrying
 /// transient failures with backoff; a connection that failed at the transport level is
-/// discarded. Only for operations that are safe to repeat (all of the store's are: writes
-/// are upserts or checked deletes inside one transaction).
+/// discarded. Only for operations that are safe to repeat: reads (writes go through
+/// `write_exactly_once`, which retries only where the outcome is known).
 macro_rules! with_conn {
     ($store:expr, $conn:ident => $body:expr) => {{
         let store = $store;
@@ -325,6 +326,89 @@ impl TursoStorage {
         Ok(())
     }
 
+    /// Runs one write transaction, retrying passing failures only where the outcome is
+    /// known: a failure before the `COMMIT` was sent did not apply; after a failure at the
+    /// `COMMIT` the write log says whether it applied (its token is there), read inside a
+    /// write transaction so that a commit the server is still finishing is waited for.
+    /// An applied write is a success, never retried; an outcome that cannot be read is an
+    /// [`ErrorKind::Indeterminate`] error.
+    async fn write_exactly_once<E: Table>(&self, work: &Work<E>) -> Result<u64> {
+        let limit = self.inner.config.operation_timeout;
+        let mut attempt = 1u32;
+        loop {
+            let token = uuid::Uuid::new_v4().as_bytes().to_vec();
+            let commit_sent = AtomicBool::new(false);
+            let started = Instant::now();
+            let Some(pooled) = within(limit, self.inner.pool.get()).await else {
+                return Err(timed_out(limit, started));
+            };
+            let mut pooled = pooled?;
+            let result = {
+                let conn = pooled.conn()?;
+                let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+                within(left, write(conn, work, &token, &commit_sent)).await
+            };
+            let failed = match result {
+                Some(Ok(generation)) => return Ok(generation),
+                Some(Err(failed)) => {
+                    if failed.error().kind() == ErrorKind::Transient {
+                        pooled.discard();
+                    }
+                    failed
+                }
+                None => {
+                    // Cut off mid-request: the connection's state is unknown, never reuse it.
+                    pooled.discard();
+                    let e = timed_out(limit, started);
+                    if !commit_sent.load(Ordering::SeqCst) {
+                        return Err(e);
+                    }
+                    Failed::AtCommit(e)
+                }
+            };
+            drop(pooled);
+            let error = match failed {
+                Failed::Before(e) => e,
+                Failed::AtCommit(e) => match self.committed_generation(&token).await {
+                    Ok(Some(generation)) => {
+                        tracing::debug!(error = %e, "a commit's answer was lost; it applied");
+                        return Ok(generation);
+                    }
+                    Ok(None) => e,
+                    Err(check) => {
+                        return Err(StorageError::with_source(
+                            ErrorKind::Indeterminate,
+                            format!(
+                                "the commit's answer was lost ({e}) and whether it applied \
+                                 could not be read ({check}): the write may or may not be stored"
+                            ),
+                            e,
+                        ));
+                    }
+                },
+            };
+            if !error.is_transient() || attempt >= self.inner.config.retry.attempts {
+                return Err(error);
+            }
+            tokio::time::sleep(self.backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// The generation the write with `token` produced, if it committed.
+    async fn committed_generation(&self, token: &[u8]) -> Result<Option<u64>> {
+        let generation = with_conn!(self, conn => async {
+            conn.raw
+                .execute("BEGIN IMMEDIATE", ())
+                .await
+                .map_err(|e| db("waiting for the write lock to read the write log", e))?;
+            let found = optional_integer(conn, TOKEN_GENERATION, vec![Value::Blob(token.to_vec())]).await;
+            rollback(&conn.raw).await;
+            found
+        })?;
+        Ok(generation.and_then(|g| u64::try_from(g).ok()))
+    }
+
     /// How long to wait before retry number `attempt` (1-based).
     fn backoff(&self, attempt: u32) -> Duration {
         let retry = &self.inner.config.retry;
@@ -372,7 +456,7 @@ impl TursoStorage {
     async fn transaction<E: Table>(&self, work: Work<E>) -> Result<()> {
         let store = self.clone();
         let run = async move {
-            let generation = with_conn!(&store, conn => write(conn, &work))?;
+            let generation = store.write_exactly_once(&work).await?;
             store.after_write().await?;
             Ok::<u64, StorageError>(generation)
         };
@@ -481,30 +565,57 @@ impl<E: Table> Work<E> {
     }
 }
 
-async fn write<E: Table>(conn: &mut Conn, work: &Work<E>) -> Result<u64> {
+/// How a write transaction failed: before its `COMMIT` was sent (it did not apply), or at
+/// the `COMMIT` (remotely, it may have applied and only the answer been lost).
+enum Failed {
+    Before(StorageError),
+    AtCommit(StorageError),
+}
+
+impl Failed {
+    fn error(&self) -> &StorageError {
+        match self {
+            Failed::Before(e) | Failed::AtCommit(e) => e,
+        }
+    }
+}
+
+/// Advances the store generation, leaving the write's token in the write log (a trigger
+/// writes the log, so this is still one statement: no extra round trip).
+const BUMP_GENERATION: &str = "UPDATE store_generation SET generation = generation + 1, \
+                               token = ?1 WHERE id = 1 RETURNING generation";
+/// Which generation the write with a token produced, if it committed.
+const TOKEN_GENERATION: &str = "SELECT generation FROM write_log WHERE token = ?1";
+
+/// Runs `work` inside one immediate transaction on `conn`, advancing the store generation
+/// under `token`; any failure rolls everything back. Returns the generation this
+/// transaction produced. `commit_sent` is set just before the `COMMIT` goes out.
+async fn write<E: Table>(
+    conn: &mut Conn,
+    work: &Work<E>,
+    token: &[u8],
+    commit_sent: &AtomicBool,
+) -> std::result::Result<u64, Failed> {
     conn.raw
         .execute("BEGIN IMMEDIATE", ())
         .await
-        .map_err(|e| db("beginning a write transaction", e))?;
+        .map_err(|e| Failed::Before(db("beginning a write transaction", e)))?;
     let result = match work.run(conn).await {
-        Ok(()) => single_integer(
-            conn,
-            "UPDATE store_generation SET generation = generation + 1 WHERE id = 1 \
-             RETURNING generation",
-            Vec::new(),
-        )
-        .await
-        .map(|generation| u64::try_from(generation).unwrap_or_default()),
+        Ok(()) => single_integer(conn, BUMP_GENERATION, vec![Value::Blob(token.to_vec())])
+            .await
+            .map(|generation| u64::try_from(generation).unwrap_or_default()),
         Err(e) => Err(e),
     };
     let committed = match result {
-        Ok(value) => conn
-            .raw
-            .execute("COMMIT", ())
-            .await
-            .map(|_| value)
-            .map_err(|e| db("committing", e)),
-        Err(e) => Err(e),
+        Ok(value) => {
+            commit_sent.store(true, Ordering::SeqCst);
+            conn.raw
+                .execute("COMMIT", ())
+                .await
+                .map(|_| value)
+                .map_err(|e| Failed::AtCommit(db("committing", e)))
+        }
+        Err(e) => Err(Failed::Before(e)),
     };
     if committed.is_err() {
         rollback(&conn.raw).await;
@@ -535,6 +646,21 @@ async fn execute(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Result<usize
     let result = stmt.execute(params).await;
     stmt.reset();
     result.map_err(|e| db("writing", e))
+}
+
+/// The first column of the first row of `sql` as an integer, if there is a row.
+async fn optional_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Result<Option<i64>> {
+    let stmt = statement(conn, sql).await?;
+    let result = async {
+        let mut rows = stmt.query(params).await?;
+        match rows.next().await? {
+            Some(row) => row.get::<i64>(0).map(Some),
+            None => Ok(None),
+        }
+    }
+    .await;
+    stmt.reset();
+    result.map_err(|e| db("reading", e))
 }
 
 async fn single_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Result<i64> {
