@@ -1,16 +1,23 @@
 //! The soak test behind `memory-bench soak`: many concurrent tasks mix reads, queries,
 //! single and batch writes through the cached libSQL store on a local file for a set time,
-//! checking as they go that every read of an item returns its last acknowledged revision;
-//! at the end a fresh, uncached store must hold exactly the acknowledged writes (nothing
+//! checking as they go, against an oracle of every acknowledged write:
+//!
+//! - a read of any acknowledged episode (any task's) returns a revision at least as new as
+//!   the one acknowledged before the read began, and one that was written;
+//! - a domain page holds only episodes of that domain, each at a revision at least as new
+//!   as the one acknowledged before the query began, and misses none acknowledged before
+//!   it began that belongs in its range.
+//!
+//! At the end a fresh, uncached store must hold exactly the acknowledged writes (nothing
 //! lost, nothing duplicated). Throughput and p99 come from the store's Prometheus metrics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use memory_core::testing::typical::TYPICAL_DOMAINS;
-use memory_core::{EpisodeQuery, StorageBackend};
+use memory_core::{Episode, EpisodeId, EpisodeQuery, StorageBackend};
 use memory_metrics::{Instrumented, OperationMetrics};
 use memory_storage_cached::{CacheSettings, CachedStats};
 use memory_storage_turso::{TursoConfig, TursoStorage};
@@ -52,7 +59,8 @@ pub struct SoakReport {
     pub operations: u64,
     /// Episodes whose last acknowledged revision was checked at the end.
     pub episodes_checked: usize,
-    /// Reads during the run that found the last acknowledged revision of an item.
+    /// Reads during the run checked against the acknowledged writes (any task's episode, at
+    /// least the revision acknowledged before the read began).
     pub reads_checked: u64,
     /// Per operation, from the metrics.
     pub by_operation: Vec<OperationFigures>,
@@ -69,8 +77,9 @@ impl std::fmt::Display for SoakReport {
         let secs = self.elapsed.as_secs_f64();
         writeln!(
             f,
-            "soak: {} operations in {secs:.1} s ({:.0}/s); {} reads saw the latest acknowledged \
-             revision; {} episodes at the end, each its last acknowledged revision, none extra",
+            "soak: {} operations in {secs:.1} s ({:.0}/s); {} reads and every page checked \
+             against the acknowledged writes; {} episodes at the end, each its last \
+             acknowledged revision, none extra",
             self.operations,
             self.operations as f64 / secs,
             self.reads_checked,
@@ -95,9 +104,79 @@ impl std::fmt::Display for SoakReport {
     }
 }
 
-/// Each task writes episode numbers of its own, so the oracle knows every item's last
-/// acknowledged revision without a global order.
+/// Each task writes episode numbers of its own, so that each episode has one writer and its
+/// revisions are acknowledged in order.
 const TASK_SPAN: u64 = 1 << 32;
+
+/// Page size of the soak's domain queries.
+const PAGE: usize = 20;
+
+/// What every task acknowledged, shared: the checks of reads and pages read it.
+#[derive(Default)]
+struct Oracle {
+    /// Every write acknowledged so far gets the next sequence number.
+    seq: u64,
+    /// Per episode number: (revision, sequence number) of each acknowledged write, in order.
+    acked: HashMap<u64, Vec<(u32, u64)>>,
+    /// Per episode number: the newest revision a write has begun for.
+    started: HashMap<u64, u32>,
+    /// Episode numbers by id (registered when their first write begins).
+    numbers: HashMap<EpisodeId, u64>,
+    /// Acknowledged episode numbers, for picking any of them.
+    known: Vec<u64>,
+    /// Per domain, the acknowledged episodes in query order key (start, id) with the
+    /// sequence number of their first acknowledgement.
+    by_domain: HashMap<String, BTreeMap<(i64, [u8; 16]), u64>>,
+}
+
+impl Oracle {
+    fn begin(&mut self, n: u64, revision: u32, episode: &Episode) {
+        self.numbers.insert(episode.id, n);
+        let started = self.started.entry(n).or_insert(revision);
+        *started = (*started).max(revision);
+    }
+
+    fn acknowledge(&mut self, n: u64, revision: u32, episode: &Episode) {
+        let seq = self.seq;
+        self.seq += 1;
+        let history = self.acked.entry(n).or_default();
+        if history.is_empty() {
+            self.known.push(n);
+            self.by_domain
+                .entry(episode.context.domain.clone())
+                .or_default()
+                .insert(query_key(episode), seq);
+        }
+        history.push((revision, seq));
+    }
+
+    /// The last revision of `n` acknowledged before sequence number `seq`.
+    fn acked_before(&self, n: u64, seq: u64) -> Option<u32> {
+        self.acked
+            .get(&n)?
+            .iter()
+            .rev()
+            .find(|(_, s)| *s < seq)
+            .map(|(r, _)| *r)
+    }
+
+    fn last(&self) -> HashMap<u64, u32> {
+        self.acked
+            .iter()
+            .filter_map(|(n, h)| h.last().map(|(r, _)| (*n, *r)))
+            .collect()
+    }
+}
+
+/// An episode's position in the query order (newest first: start time, then id).
+fn query_key(e: &Episode) -> (i64, [u8; 16]) {
+    (e.start_time.as_micros(), *e.id.as_bytes())
+}
+
+/// Whether `got` is episode `n` at a revision from `floor` to `ceiling`.
+fn at_revision(got: &Episode, n: u64, floor: u32, ceiling: u32) -> bool {
+    (floor..=ceiling).any(|r| *got == agent::episode(n, r))
+}
 
 /// Runs one soak in a temporary folder.
 pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
@@ -111,8 +190,7 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         bare.cached(&CacheSettings::default())?,
         &metrics,
     ));
-    // Last acknowledged revision of every episode, by episode number.
-    let oracle: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let oracle: Arc<Mutex<Oracle>> = Arc::default();
     let deadline = Instant::now() + options.duration;
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -130,7 +208,7 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     let elapsed = started.elapsed();
     let cache = store.cached_stats();
 
-    let expected = oracle.lock().clone();
+    let expected = oracle.lock().last();
     let fresh = TursoStorage::open(TursoConfig::local(&path)).await?;
     let stored = fresh.count_episodes().await?;
     ensure!(
@@ -159,10 +237,10 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     })
 }
 
-/// One task's loop; returns how many reads it checked against its own acknowledged writes.
+/// One task's loop; returns how many reads it checked against the oracle.
 async fn run_task(
     store: &dyn StorageBackend,
-    oracle: &Mutex<HashMap<u64, u32>>,
+    oracle: &Mutex<Oracle>,
     task: u64,
     seed: u64,
     deadline: Instant,
@@ -176,22 +254,27 @@ async fn run_task(
     while Instant::now() < deadline {
         let roll = rng.random_range(0..100);
         if roll < 40 && !mine.is_empty() {
-            let (n, revision) = mine[rng.random_range(0..mine.len())];
-            let want = agent::episode(n, revision);
-            match store.get_episode(want.id).await? {
-                Some(got) if *got == want => reads_checked += 1,
-                Some(_) => bail!("task {task}: episode {n} read stale (want revision {revision})"),
+            // Any task's acknowledged episode, and what was acknowledged before the read.
+            let (n, floor) = {
+                let oracle = oracle.lock();
+                let n = oracle.known[rng.random_range(0..oracle.known.len())];
+                (n, oracle.acked_before(n, oracle.seq).unwrap_or_default())
+            };
+            let id = agent::episode(n, 0).id;
+            let got = store.get_episode(id).await?;
+            let ceiling = oracle.lock().started.get(&n).copied().unwrap_or(floor);
+            match got {
+                Some(got) if at_revision(&got, n, floor, ceiling) => reads_checked += 1,
+                Some(_) => bail!("task {task}: episode {n} read older than revision {floor}"),
                 None => bail!("task {task}: acknowledged episode {n} missing"),
             }
         } else if roll < 55 {
             let domain = TYPICAL_DOMAINS[rng.random_range(0..TYPICAL_DOMAINS.len())];
+            let began = oracle.lock().seq;
             let page = store
-                .query_episodes(&EpisodeQuery::new().domain(domain).limit(20))
+                .query_episodes(&EpisodeQuery::new().domain(domain).limit(PAGE))
                 .await?;
-            ensure!(
-                page.items.iter().all(|e| e.context.domain == domain),
-                "task {task}: a query for {domain} returned another domain"
-            );
+            check_page(&oracle.lock(), task, domain, began, &page.items)?;
         } else if roll < 85 {
             let revise = !mine.is_empty() && rng.random_bool(0.3);
             let (n, revision) = if revise {
@@ -201,8 +284,10 @@ async fn run_task(
                 next += 1;
                 (next - 1, 0)
             };
-            store.store_episode(&agent::episode(n, revision)).await?;
-            oracle.lock().insert(n, revision);
+            let episode = agent::episode(n, revision);
+            oracle.lock().begin(n, revision, &episode);
+            store.store_episode(&episode).await?;
+            oracle.lock().acknowledge(n, revision, &episode);
             match mine.iter_mut().find(|(m, _)| *m == n) {
                 Some(entry) => entry.1 = revision,
                 None => mine.push((n, revision)),
@@ -210,16 +295,69 @@ async fn run_task(
         } else {
             let size = rng.random_range(2..=8);
             let batch: Vec<_> = (next..next + size).map(|n| agent::episode(n, 0)).collect();
+            {
+                let mut oracle = oracle.lock();
+                for (n, e) in (next..).zip(&batch) {
+                    oracle.begin(n, 0, e);
+                }
+            }
             store.store_episodes(&batch).await?;
-            let mut acknowledged = oracle.lock();
-            for n in next..next + size {
-                acknowledged.insert(n, 0);
+            let mut oracle = oracle.lock();
+            for (n, e) in (next..).zip(&batch) {
+                oracle.acknowledge(n, 0, e);
                 mine.push((n, 0));
             }
             next += size;
         }
     }
     Ok(reads_checked)
+}
+
+/// A page of `domain` read by a query that began at sequence number `began`: every item of
+/// that domain, written (not invented), at a revision no older than the one acknowledged
+/// before the query began; and every episode acknowledged before it began that belongs
+/// within the page's range is on it.
+fn check_page(
+    oracle: &Oracle,
+    task: u64,
+    domain: &str,
+    began: u64,
+    items: &[Arc<Episode>],
+) -> anyhow::Result<()> {
+    let mut on_page = HashSet::with_capacity(items.len());
+    for item in items {
+        ensure!(
+            item.context.domain == domain,
+            "task {task}: a query for {domain} returned another domain"
+        );
+        let n = *oracle
+            .numbers
+            .get(&item.id)
+            .with_context(|| format!("task {task}: a page holds an episode nobody wrote"))?;
+        let floor = oracle.acked_before(n, began).unwrap_or_default();
+        let ceiling = oracle.started.get(&n).copied().unwrap_or(floor);
+        ensure!(
+            at_revision(item, n, floor, ceiling),
+            "task {task}: a page of {domain} holds episode {n} older than revision {floor}"
+        );
+        on_page.insert(query_key(item));
+    }
+    // The page's range: everything at or above its last item, or all of the domain when the
+    // page is not full.
+    let lowest = match items.last() {
+        Some(last) if items.len() == PAGE => query_key(last),
+        _ => (i64::MIN, [0; 16]),
+    };
+    if let Some(acked) = oracle.by_domain.get(domain) {
+        for (key, seq) in acked.range(lowest..) {
+            ensure!(
+                *seq >= began || on_page.contains(key),
+                "task {task}: a page of {domain} misses an episode acknowledged before the \
+                 query began"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Calls and p99 per operation from the latency histogram; fails if any operation failed.

@@ -139,3 +139,110 @@ fn query_cache_never_serves_across_an_invalidation_under_concurrency() {
         h.join().unwrap();
     }
 }
+
+/// Loads that return a value while another thread writes the same key: two writer threads
+/// write every key through (`begin_load` before the source changes, `complete_write`
+/// after, as the cached store does) or invalidate it, and two reader threads load through
+/// `get_or_load` from the same source, pausing between reading the source and answering so
+/// that writes land inside their loads. Every read returns a version at least as new as the
+/// last one acknowledged (written and told to the cache) before the read began: a load that
+/// overlapped a write is never cached over it.
+#[test]
+fn a_load_overlapping_a_write_of_its_key_is_never_cached_over_it() {
+    const HOT_KEYS: u64 = 16;
+    const WRITES: u64 = 20_000;
+    let cache: AdaptiveCache<u64, Arc<Versioned>> =
+        AdaptiveCache::new(CacheConfig::new(1_000).shards(4)).unwrap();
+    let source: Arc<Vec<AtomicU64>> = Arc::new((0..HOT_KEYS).map(|_| AtomicU64::new(0)).collect());
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..HOT_KEYS).map(|_| AtomicU64::new(0)).collect());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One lock per key orders writers of one key, as a database's write lock does.
+    let locks: Arc<Vec<parking_lot::Mutex<()>>> =
+        Arc::new((0..HOT_KEYS).map(|_| parking_lot::Mutex::new(())).collect());
+    let writers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (cache, source, acked, locks) = (
+                cache.clone(),
+                Arc::clone(&source),
+                Arc::clone(&acked),
+                Arc::clone(&locks),
+            );
+            std::thread::spawn(move || {
+                let mut state = 0xABCD_0000 + w;
+                for i in 0..WRITES {
+                    if i % 8 == 0 {
+                        std::thread::yield_now(); // give the readers' loads room to overlap
+                    }
+                    let r = rng(&mut state);
+                    let key = r % HOT_KEYS;
+                    let _order = locks[key as usize].lock();
+                    let ticket = cache.begin_load(&key);
+                    let version = source[key as usize].fetch_add(1, Ordering::SeqCst) + 1;
+                    if (r >> 40).is_multiple_of(2) {
+                        cache.complete_write(key, ticket, Arc::new(Versioned { key, version }));
+                    } else {
+                        drop(ticket);
+                        cache.invalidate(&key);
+                    }
+                    acked[key as usize].store(version, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2u64)
+        .map(|r| {
+            let (cache, source, acked, done) = (
+                cache.clone(),
+                Arc::clone(&source),
+                Arc::clone(&acked),
+                Arc::clone(&done),
+            );
+            std::thread::spawn(move || {
+                let mut state = 0x1234_0000 + r;
+                let (mut reads, mut overlapped) = (0u64, 0u64);
+                while !done.load(Ordering::SeqCst) {
+                    let key = rng(&mut state) % HOT_KEYS;
+                    let floor = acked[key as usize].load(Ordering::SeqCst);
+                    let got = futures::executor::block_on(cache.get_or_load(key, || async {
+                        let version = source[key as usize].load(Ordering::SeqCst);
+                        // Let writes land between reading the source and answering.
+                        for _ in 0..500 {
+                            std::hint::spin_loop();
+                        }
+                        std::thread::yield_now();
+                        if source[key as usize].load(Ordering::SeqCst) != version {
+                            overlapped += 1;
+                        }
+                        Ok::<_, ()>(Some(Arc::new(Versioned { key, version })))
+                    }))
+                    .unwrap()
+                    .unwrap();
+                    assert_eq!(got.key, key);
+                    assert!(
+                        got.version >= floor,
+                        "key {key}: read version {} after version {floor} was acknowledged",
+                        got.version
+                    );
+                    reads += 1;
+                }
+                (reads, overlapped)
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let (mut reads, mut overlapped) = (0, 0);
+    for reader in readers {
+        let (r, o) = reader.join().unwrap();
+        reads += r;
+        overlapped += o;
+    }
+    println!("{reads} reads, {overlapped} loads overlapped a write of their key");
+    // The race was really run (usually over a thousand times).
+    assert!(
+        overlapped >= 100,
+        "loads overlapped writes only {overlapped} times"
+    );
+}

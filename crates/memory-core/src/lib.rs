@@ -37,6 +37,7 @@ pub mod codec;
 mod entity;
 mod episode;
 mod error;
+mod finish;
 mod heuristic;
 mod ids;
 mod json_text;
@@ -58,6 +59,7 @@ pub use episode::{
     TaskContext, TaskOutcome, TaskType, UnknownName,
 };
 pub use error::{EntityKind, ErrorKind, Problem, Result, Source, StorageError, ValidationError};
+pub use finish::FinishOnDrop;
 pub use heuristic::{Evidence, Heuristic};
 pub use ids::{EpisodeId, HeuristicId, PatternId};
 pub use json_text::MAX_JSON_DEPTH;

@@ -35,11 +35,10 @@ const MIN_ENTRY_BYTES: u64 = 256;
 /// [`ChangeSignal`] (see [`with_change_signal`](Self::with_change_signal)) it also notices
 /// other writers within [`CacheSettings::change_check_interval`].
 ///
-/// Cancellation: inside a tokio runtime each write runs on a task of its own, with its
-/// cache bookkeeping. A caller that drops the write's future (a timeout, `select!`, a
-/// cancelled task) stops waiting; the write still finishes, and the caches are then as if
-/// the caller had waited. Outside a runtime the write runs in place, and dropping it
-/// half-way clears every cache.
+/// Cancellation: a caller that drops a write's future (a timeout, `select!`, a cancelled
+/// task) only stops waiting. The rest of the write, with its cache bookkeeping, finishes on
+/// a task of its own ([`memory_core::FinishOnDrop`]), and the caches are then as if the
+/// caller had waited. Outside a tokio runtime dropping a write half-way clears every cache.
 ///
 /// ```
 /// use memory_core::{Episode, InMemoryStorage, StorageBackend, TaskContext, TaskType};

@@ -1,8 +1,8 @@
-//! How a write goes through the caches: on a task of its own, so that a caller who drops
-//! the write's future (a timeout, `select!`, a cancelled task) never leaves the caches
-//! serving what the write replaced. The write runs to its end whatever the caller does, and
-//! the cache bookkeeping runs after the store answered, exactly as for a write the caller
-//! waited for.
+//! How a write goes through the caches, so that a caller who drops the write's future (a
+//! timeout, `select!`, a cancelled task) never leaves the caches serving what the write
+//! replaced: the write runs to its end whatever the caller does (on a task of its own once
+//! the caller stops waiting), and the cache bookkeeping runs after the store answered,
+//! exactly as for a write the caller waited for.
 //!
 //! Order inside one write: write-through tickets (before the store can change), the store's
 //! write (as one of this cache's own, for the change check), then the bookkeeping: the
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use memory_cache_adaptive::{AdaptiveCache, LoadTicket, QueryCache};
 use memory_core::{
-    Episode, EpisodeId, Heuristic, Pattern, PatternId, Result, StorageBackend, StorageError,
+    Episode, EpisodeId, FinishOnDrop, Heuristic, Pattern, PatternId, Result, StorageBackend,
 };
 
 use crate::deps::{self, Dep};
@@ -211,48 +211,20 @@ pub(crate) enum Call {
     Many,
 }
 
-/// Runs `work` (a write and its cache bookkeeping) on a task of its own and waits for it:
-/// a caller that stops waiting leaves it to finish. Outside a tokio runtime it runs in
-/// place, and a caller that drops it half-way clears every cache (what the write changed
-/// is then unknown, and a store that needs no runtime has stopped writing by then).
+/// Runs `work` (a write and its cache bookkeeping) in the caller's task; a caller that
+/// stops waiting leaves it to finish on a task of its own ([`FinishOnDrop`]). Outside a
+/// tokio runtime a write dropped half-way clears every cache instead (what the write
+/// changed is then unknown, and a store that needs no runtime has stopped writing by then).
 pub(crate) async fn detached<S, T, Fut>(shared: &Arc<Shared<S>>, work: Fut) -> Result<T>
 where
     S: StorageBackend + 'static,
     T: Send + 'static,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => runtime.spawn(work).await.map_err(|e| {
-            StorageError::internal(if e.is_panic() {
-                "a write panicked inside the store"
-            } else {
-                "a write was cancelled by its runtime shutting down"
-            })
-        })?,
-        Err(_) => {
-            let guard = ClearUnlessFinished(Some(shared));
-            let result = work.await;
-            guard.finish();
-            result
-        }
-    }
-}
-
-/// Clears the caches when dropped before [`finish`](Self::finish).
-struct ClearUnlessFinished<'a, S>(Option<&'a Arc<Shared<S>>>);
-
-impl<'a, S> ClearUnlessFinished<'a, S> {
-    fn finish(mut self) {
-        self.0 = None;
-    }
-}
-
-impl<S> Drop for ClearUnlessFinished<'_, S> {
-    fn drop(&mut self) {
-        if let Some(shared) = self.0 {
-            shared.clear();
-        }
-    }
+    let shared = Arc::clone(shared);
+    FinishOnDrop::new(work)
+        .or_else(move || shared.clear())
+        .await
 }
 
 /// What a successful write-through hands the entity cache: its tickets (taken before the

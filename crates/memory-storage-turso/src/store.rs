@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use libsql::{Builder, Statement, Value};
 use memory_core::{
-    ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic,
-    HeuristicId, Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError,
+    ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, FinishOnDrop,
+    Heuristic, HeuristicId, Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError,
     validate_batch, validate_ids,
 };
 
@@ -449,10 +449,10 @@ impl TursoStorage {
     }
 
     /// Runs `work` as one write transaction (retried while that is safe), then lets a
-    /// replica catch up with it, on a task of its own: a caller that stops waiting never
-    /// cuts a transaction off half-way (which would leave its connection holding the
-    /// database's write lock). The position the transaction produced is reported to the
-    /// cache that made the write, if any.
+    /// replica catch up with it. A caller that stops waiting never cuts the transaction off
+    /// half-way (which would leave its connection holding the database's write lock): the
+    /// rest runs on a task of its own. The position the transaction produced is reported
+    /// to the cache that made the write, if any.
     async fn transaction<E: Table>(&self, work: Work<E>) -> Result<()> {
         let store = self.clone();
         let run = async move {
@@ -460,16 +460,8 @@ impl TursoStorage {
             store.after_write().await?;
             Ok::<u64, StorageError>(generation)
         };
-        let generation = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => runtime.spawn(run).await.map_err(|e| {
-                StorageError::internal(if e.is_panic() {
-                    "a write transaction panicked"
-                } else {
-                    "a write transaction was cancelled by its runtime shutting down"
-                })
-            })??,
-            Err(_) => run.await?,
-        };
+        // Finished on a task of its own if the caller stops waiting.
+        let generation = FinishOnDrop::new(run).await?;
         memory_core::change::report_write(generation);
         Ok(())
     }
@@ -550,7 +542,7 @@ async fn switch_to_wal(raw: &libsql::Connection, busy_timeout: Duration) -> Resu
 
 /// Runs `work` inside one immediate transaction on `conn`, bumping the store generation;
 /// any failure rolls everything back. Returns the generation this transaction produced.
-/// What one write transaction does, owned (it runs on a task of its own).
+/// What one write transaction does, owned (it may finish on a task of its own).
 enum Work<E: Table> {
     Upsert(Vec<Row>),
     Delete(Vec<E::Id>),
@@ -742,7 +734,8 @@ async fn select_by_ids<E: Table>(conn: &mut Conn, ids: &[E::Id]) -> Result<Vec<O
     Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
 }
 
-/// One item as its table stores it, owned (a write transaction runs on a task of its own).
+/// One item as its table stores it, owned (a write transaction may finish on a task of its
+/// own).
 pub(crate) struct Row {
     id: Vec<u8>,
     index: Vec<Value>,
