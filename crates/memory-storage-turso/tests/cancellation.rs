@@ -141,15 +141,12 @@ async fn cut_off_batches_leave_no_transaction_open_on_a_local_file() {
         .await;
 }
 
-/// Cached writes cut off by their caller's timeout still finish, and the cache agrees with
-/// the server afterwards.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cached_remote_write_whose_caller_gave_up_leaves_no_stale_entry() {
-    let server = support::Sqld::start().await.unwrap();
+/// Cached writes cut off by their caller's timeout still finish (on an embedded replica,
+/// with the sync that makes them visible), and the cache agrees with the database
+/// afterwards.
+async fn cached_writes_whose_caller_gave_up_leave_no_stale_entry(config: TursoConfig) {
     let settings = CacheSettings::default().change_check_interval(Duration::from_secs(3_600));
-    let store = TursoStorage::open(TursoConfig::remote(server.url(), None))
-        .await
-        .unwrap();
+    let store = TursoStorage::open(config).await.unwrap();
     let cached = store.cached(&settings).unwrap();
     let (mut cut, mut stale) = (0, 0);
     for trial in 0..30u32 {
@@ -181,7 +178,32 @@ async fn a_cached_remote_write_whose_caller_gave_up_leaves_no_stale_entry() {
             stale += 1;
         }
     }
-    println!("30 cached writes to sqld, {cut} cut off: {stale} stale entries");
+    println!(
+        "{}: 30 cached writes, {cut} cut off: {stale} stale entries",
+        store.backend_name()
+    );
     assert!(cut >= 1, "no write was cut off");
     assert_eq!(stale, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_remote_write_whose_caller_gave_up_leaves_no_stale_entry() {
+    let server = support::Sqld::start().await.unwrap();
+    cached_writes_whose_caller_gave_up_leave_no_stale_entry(TursoConfig::remote(
+        server.url(),
+        None,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_replica_write_whose_caller_gave_up_leaves_no_stale_entry() {
+    let server = support::Sqld::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cached_writes_whose_caller_gave_up_leave_no_stale_entry(TursoConfig::replica(
+        dir.path().join("replica.db"),
+        server.url(),
+        None,
+    ))
+    .await;
 }
