@@ -57,104 +57,89 @@ impl<S: StorageBackend> Shared<S> {
         }
     }
 
-    /// Stores `episodes` with `store` (one item or a batch) and updates the caches.
+    /// Stores `episodes` (one item or a batch) and updates the caches.
     pub(crate) async fn store_episodes_with(
         &self,
         episodes: Vec<Episode>,
         call: Call,
     ) -> Result<()> {
-        let tickets = self.tickets(&self.episodes, episodes.iter().map(|e| e.id));
-        let result = self
-            .write(async {
-                match (call, episodes.as_slice()) {
-                    (Call::One, [one]) => self.inner.store_episode(one).await,
-                    (_, all) => self.inner.store_episodes(all).await,
-                }
-            })
-            .await;
+        let target = (&self.episodes, &self.episode_queries, Dep::EpisodeWrites);
+        let tickets = self.tickets(target.0, episodes.iter().map(|e| e.id));
+        let write = one_or_many(
+            call,
+            &episodes,
+            |item| self.inner.store_episode(item),
+            |all| self.inner.store_episodes(all),
+        );
+        let result = self.write(write).await;
         let deps =
             deps::stored_episodes(episodes.iter().map(|e| (e.id, e.context.domain.as_str())));
-        let ids: Vec<EpisodeId> = episodes.iter().map(|e| e.id).collect();
-        written(
-            &self.episodes,
-            &self.episode_queries,
-            Dep::EpisodeWrites,
-            ids.into_iter(),
-            &deps,
-            through(tickets, result.is_ok(), episodes),
-        );
+        stored(target, episodes, &deps, tickets, result.is_ok(), |e| e.id);
         result
     }
 
-    /// Deletes `ids` with `delete` and updates the caches.
+    /// Deletes episodes (one or a batch) and updates the caches.
     pub(crate) async fn delete_episodes_with(&self, ids: Vec<EpisodeId>, call: Call) -> Result<()> {
-        let result = self
-            .write(async {
-                match (call, ids.as_slice()) {
-                    (Call::One, [one]) => self.inner.delete_episode(*one).await,
-                    (_, all) => self.inner.delete_episodes(all).await,
-                }
-            })
-            .await;
-        let deps: Vec<Dep> = ids.iter().map(|id| Dep::Episode(*id)).collect();
-        written(
-            &self.episodes,
-            &self.episode_queries,
-            Dep::EpisodeWrites,
-            ids.into_iter(),
-            &deps,
-            None,
+        let write = one_or_many(
+            call,
+            &ids,
+            |id| self.inner.delete_episode(*id),
+            |all| self.inner.delete_episodes(all),
         );
-        result
+        let target = (&self.episodes, &self.episode_queries, Dep::EpisodeWrites);
+        self.delete_through(target, &ids, Dep::Episode, write).await
     }
 
-    /// Stores `patterns` with `store` and updates the caches.
+    /// Stores `patterns` (one item or a batch) and updates the caches.
     pub(crate) async fn store_patterns_with(
         &self,
         patterns: Vec<Pattern>,
         call: Call,
     ) -> Result<()> {
-        let tickets = self.tickets(&self.patterns, patterns.iter().map(|p| p.id));
-        let result = self
-            .write(async {
-                match (call, patterns.as_slice()) {
-                    (Call::One, [one]) => self.inner.store_pattern(one).await,
-                    (_, all) => self.inner.store_patterns(all).await,
-                }
-            })
-            .await;
-        let deps = deps::stored_patterns(patterns.iter().map(|p| (p.id, p.domain.as_str())));
-        let ids: Vec<PatternId> = patterns.iter().map(|p| p.id).collect();
-        written(
-            &self.patterns,
-            &self.pattern_queries,
-            Dep::PatternWrites,
-            ids.into_iter(),
-            &deps,
-            through(tickets, result.is_ok(), patterns),
+        let target = (&self.patterns, &self.pattern_queries, Dep::PatternWrites);
+        let tickets = self.tickets(target.0, patterns.iter().map(|p| p.id));
+        let write = one_or_many(
+            call,
+            &patterns,
+            |item| self.inner.store_pattern(item),
+            |all| self.inner.store_patterns(all),
         );
+        let result = self.write(write).await;
+        let deps = deps::stored_patterns(patterns.iter().map(|p| (p.id, p.domain.as_str())));
+        stored(target, patterns, &deps, tickets, result.is_ok(), |p| p.id);
         result
     }
 
-    /// Deletes `ids` with `delete` and updates the caches.
+    /// Deletes patterns (one or a batch) and updates the caches.
     pub(crate) async fn delete_patterns_with(&self, ids: Vec<PatternId>, call: Call) -> Result<()> {
-        let result = self
-            .write(async {
-                match (call, ids.as_slice()) {
-                    (Call::One, [one]) => self.inner.delete_pattern(*one).await,
-                    (_, all) => self.inner.delete_patterns(all).await,
-                }
-            })
-            .await;
-        let deps: Vec<Dep> = ids.iter().map(|id| Dep::Pattern(*id)).collect();
-        written(
-            &self.patterns,
-            &self.pattern_queries,
-            Dep::PatternWrites,
-            ids.into_iter(),
-            &deps,
-            None,
+        let write = one_or_many(
+            call,
+            &ids,
+            |id| self.inner.delete_pattern(*id),
+            |all| self.inner.delete_patterns(all),
         );
+        let target = (&self.patterns, &self.pattern_queries, Dep::PatternWrites);
+        self.delete_through(target, &ids, Dep::Pattern, write).await
+    }
+
+    /// A delete of `ids` made by `write`, and the bookkeeping after it (`dep` names the
+    /// query dependency of one item).
+    async fn delete_through<I, T, Q, R>(
+        &self,
+        (entities, queries, guard): Target<'_, I, T, Q, R>,
+        ids: &[I],
+        dep: fn(I) -> Dep,
+        write: impl Future<Output = Result<()>>,
+    ) -> Result<()>
+    where
+        I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        Q: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        R: Clone + Send + Sync + 'static,
+    {
+        let result = self.write(write).await;
+        let deps: Vec<Dep> = ids.iter().cloned().map(dep).collect();
+        written(entities, queries, guard, ids.iter().cloned(), &deps, None);
         result
     }
 
@@ -167,12 +152,12 @@ impl<S: StorageBackend> Shared<S> {
     ) -> Result<()> {
         let tickets = self.tickets(&self.heuristics, heuristics.iter().map(|h| h.id));
         let result = self
-            .write(async {
-                match (call, heuristics.as_slice()) {
-                    (Call::One, [one]) => self.inner.store_heuristic(one).await,
-                    (_, all) => self.inner.store_heuristics(all).await,
-                }
-            })
+            .write(one_or_many(
+                call,
+                &heuristics,
+                |item| self.inner.store_heuristic(item),
+                |all| self.inner.store_heuristics(all),
+            ))
             .await;
         let ids: Vec<_> = heuristics.iter().map(|h| h.id).collect();
         entities_written(
@@ -190,17 +175,38 @@ impl<S: StorageBackend> Shared<S> {
         call: Call,
     ) -> Result<()> {
         let result = self
-            .write(async {
-                match (call, ids.as_slice()) {
-                    (Call::One, [one]) => self.inner.delete_heuristic(*one).await,
-                    (_, all) => self.inner.delete_heuristics(all).await,
-                }
-            })
+            .write(one_or_many(
+                call,
+                &ids,
+                |item| self.inner.delete_heuristic(*item),
+                |all| self.inner.delete_heuristics(all),
+            ))
             .await;
         for id in &ids {
             self.heuristics.invalidate(id);
         }
         result
+    }
+}
+
+/// An entity cache, the query cache over the same kind and the guard every write of that
+/// kind bumps.
+type Target<'a, I, T, Q, R> = (&'a AdaptiveCache<I, Arc<T>>, &'a QueryCache<Q, Dep, R>, Dep);
+
+/// The store's single-item call for a one-item write made as one, else its batch call.
+async fn one_or_many<'a, T, A, B>(
+    call: Call,
+    items: &'a [T],
+    one: impl FnOnce(&'a T) -> A,
+    many: impl FnOnce(&'a [T]) -> B,
+) -> Result<()>
+where
+    A: Future<Output = Result<()>>,
+    B: Future<Output = Result<()>>,
+{
+    match (call, items) {
+        (Call::One, [item]) => one(item).await,
+        (_, all) => many(all).await,
     }
 }
 
@@ -234,6 +240,33 @@ type Through<'c, T> = Option<(Vec<LoadTicket<'c>>, Vec<Arc<T>>)>;
 /// The write-through for `items` if the write succeeded and tickets were taken.
 fn through<T>(tickets: Vec<LoadTicket<'_>>, ok: bool, items: Vec<T>) -> Through<'_, T> {
     (ok && !tickets.is_empty()).then(|| (tickets, items.into_iter().map(Arc::new).collect()))
+}
+
+/// After a store of `items` (whose ids `id` gives, invalidating `deps`): the written entries
+/// cached anew (the write-through, if it succeeded and `tickets` were taken) or removed,
+/// and the query dependencies bumped.
+fn stored<I, T, Q, R>(
+    (entities, queries, guard): Target<'_, I, T, Q, R>,
+    items: Vec<T>,
+    deps: &[Dep],
+    tickets: Vec<LoadTicket<'_>>,
+    ok: bool,
+    id: impl Fn(&T) -> I,
+) where
+    I: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+    Q: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    R: Clone + Send + Sync + 'static,
+{
+    let ids: Vec<I> = items.iter().map(id).collect();
+    written(
+        entities,
+        queries,
+        guard,
+        ids.into_iter(),
+        deps,
+        through(tickets, ok, items),
+    );
 }
 
 /// After a write of `ids`: the query guard first (a query read that lands after it is not

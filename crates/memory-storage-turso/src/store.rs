@@ -656,18 +656,8 @@ async fn optional_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Res
 }
 
 async fn single_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Result<i64> {
-    let stmt = statement(conn, sql).await?;
-    let result = async {
-        let mut rows = stmt.query(params).await?;
-        match rows.next().await? {
-            Some(row) => row.get::<i64>(0).map(Some),
-            None => Ok(None),
-        }
-    }
-    .await;
-    stmt.reset();
-    result
-        .map_err(|e| db("reading", e))?
+    optional_integer(conn, sql, params)
+        .await?
         .ok_or_else(|| StorageError::corrupt(format!("no row from `{sql}`")))
 }
 

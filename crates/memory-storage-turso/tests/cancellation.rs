@@ -8,12 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
+
+use processes::config;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use memory_core::testing::handles::revision;
+use memory_core::testing::handles::{self, revision};
 use memory_core::testing::typical::typical_episode;
 use memory_core::{Episode, EpisodeId, StorageBackend};
 use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
@@ -21,13 +25,6 @@ use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
 const TARGET_ENV: &str = "MEMORY_CANCELLATION_TARGET";
 /// How long another writer may take once a cut-off batch's caller gave up.
 const PROMPT: Duration = Duration::from_secs(1);
-
-fn config(target: &str) -> TursoConfig {
-    match target.strip_prefix("file:") {
-        Some(path) => TursoConfig::local(path),
-        None => TursoConfig::remote(target, None),
-    }
-}
 
 fn batch(size: usize) -> Vec<Episode> {
     (0..size)
@@ -56,13 +53,7 @@ async fn child_writer() {
 fn other_process_writes(target: &str) -> Duration {
     let started = Instant::now();
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(processes::child_args("child_writer"))
         .env(TARGET_ENV, target)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -148,36 +139,9 @@ async fn cached_writes_whose_caller_gave_up_leave_no_stale_entry(config: TursoCo
     let settings = CacheSettings::default().change_check_interval(Duration::from_secs(3_600));
     let store = TursoStorage::open(config).await.unwrap();
     let cached = store.cached(&settings).unwrap();
-    let (mut cut, mut stale) = (0, 0);
-    for trial in 0..30u32 {
-        let x = EpisodeId::new();
-        cached.store_episode(&revision(x, 0)).await.unwrap();
-        for _ in 0..2 {
-            cached.get_episode(x).await.unwrap();
-        }
-        let limit = Duration::from_micros(200) * trial;
-        if tokio::time::timeout(limit, cached.store_episode(&revision(x, 1)))
-            .await
-            .is_err()
-        {
-            cut += 1;
-        }
-        for _ in 0..200 {
-            if store.get_episode(x).await.unwrap().unwrap().description == "revision 1" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let truth = store.get_episode(x).await.unwrap().unwrap();
-        assert_eq!(
-            truth.description, "revision 1",
-            "trial {trial}: the write finished"
-        );
-        if cached.get_episode(x).await.unwrap().unwrap().description != truth.description {
-            stale += 1;
-        }
-    }
+    let (cut, stale) = handles::cut_off_writes(&store, &cached, 30, Duration::from_micros(200))
+        .await
+        .unwrap();
     println!(
         "{}: 30 cached writes, {cut} cut off: {stale} stale entries",
         store.backend_name()

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::process::Stdio;
@@ -68,13 +70,7 @@ async fn processes_opening_one_new_file_at_once_all_succeed() {
         let children: Vec<_> = (0..OPENERS)
             .map(|_| {
                 std::process::Command::new(std::env::current_exe().unwrap())
-                    .args([
-                        "--ignored",
-                        "--exact",
-                        "child_opener",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
+                    .args(processes::child_args("child_opener"))
                     .env(PATH_ENV, &path)
                     .env(START_ENV, start.to_string())
                     .stdout(Stdio::piped())

@@ -5,25 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
+
+use processes::config;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use memory_core::{Episode, EpisodeId, EpisodeQuery, StorageBackend, TaskContext, TaskType};
-use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
+use memory_storage_turso::{CacheSettings, TursoStorage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TARGET_ENV: &str = "MEMORY_TWO_PROCESSES_TARGET";
 const EPISODE_ENV: &str = "MEMORY_TWO_PROCESSES_EPISODE";
 const INTERVAL: Duration = Duration::from_millis(100);
-
-fn config(target: &str) -> TursoConfig {
-    match target.strip_prefix("file:") {
-        Some(path) => TursoConfig::local(path),
-        None => TursoConfig::remote(target, None),
-    }
-}
 
 fn episode(id: EpisodeId, description: &str) -> Episode {
     let mut e = Episode::new(TaskType::Testing, description, TaskContext::new("shared"));
@@ -65,13 +62,7 @@ async fn reader_sees_the_other_process(target: String) -> anyhow::Result<()> {
     );
 
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args([
-            "--ignored",
-            "--exact",
-            "child_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(processes::child_args("child_writer"))
         .env(TARGET_ENV, &target)
         .env(EPISODE_ENV, id.to_string())
         .stdout(Stdio::piped())

@@ -65,3 +65,50 @@ pub async fn see_each_other(
     ensure!((ab, ba) == (0, 0), "{name}: {ab} + {ba} stale reads");
     Ok(())
 }
+
+/// `trials` times: writes revision 0 of a new episode through `cached` and lets it cache it,
+/// then writes revision 1 through `cached` under a caller timeout of `trial × step` (the
+/// caller gives up on many of them), waits until `truth` (the bare store) has revision 1
+/// and reads through `cached` again. Returns how many writes were cut off by the timeout
+/// and how many of the last reads disagreed with `truth` (stale entries).
+pub async fn cut_off_writes(
+    truth: &dyn StorageBackend,
+    cached: &dyn StorageBackend,
+    trials: u32,
+    step: Duration,
+) -> anyhow::Result<(usize, usize)> {
+    let (mut cut, mut stale) = (0, 0);
+    for trial in 0..trials {
+        let x = EpisodeId::new();
+        cached.store_episode(&revision(x, 0)).await?;
+        for _ in 0..2 {
+            cached.get_episode(x).await?;
+        }
+        if tokio::time::timeout(step * trial, cached.store_episode(&revision(x, 1)))
+            .await
+            .is_err()
+        {
+            cut += 1;
+        }
+        // A write whose caller gave up finishes by itself; wait until the store has it.
+        for _ in 0..200 {
+            let now = truth.get_episode(x).await?;
+            if now.is_some_and(|e| e.description == "revision 1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let want = truth.get_episode(x).await?;
+        ensure!(
+            want.as_ref().is_some_and(|e| e.description == "revision 1"),
+            "trial {trial}: the write did not finish"
+        );
+        if cached.get_episode(x).await?.map(|e| e.description.clone())
+            != want.map(|e| e.description.clone())
+        {
+            stale += 1;
+        }
+    }
+    Ok((cut, stale))
+}

@@ -86,28 +86,4 @@ macro_rules! yielding {
     };
 }
 
-yielding! {
-    store_episode(episode: &Episode) -> ();
-    get_episode(id: EpisodeId) -> Option<Arc<Episode>>;
-    delete_episode(id: EpisodeId) -> ();
-    store_episodes(episodes: &[Episode]) -> ();
-    get_episodes(ids: &[EpisodeId]) -> Vec<Option<Arc<Episode>>>;
-    delete_episodes(ids: &[EpisodeId]) -> ();
-    query_episodes(query: &EpisodeQuery) -> EpisodePage;
-    count_episodes() -> u64;
-    store_pattern(pattern: &Pattern) -> ();
-    get_pattern(id: PatternId) -> Option<Arc<Pattern>>;
-    delete_pattern(id: PatternId) -> ();
-    store_patterns(patterns: &[Pattern]) -> ();
-    get_patterns(ids: &[PatternId]) -> Vec<Option<Arc<Pattern>>>;
-    delete_patterns(ids: &[PatternId]) -> ();
-    query_patterns(query: &PatternQuery) -> Vec<Arc<Pattern>>;
-    count_patterns() -> u64;
-    store_heuristic(heuristic: &Heuristic) -> ();
-    get_heuristic(id: HeuristicId) -> Option<Arc<Heuristic>>;
-    delete_heuristic(id: HeuristicId) -> ();
-    store_heuristics(heuristics: &[Heuristic]) -> ();
-    get_heuristics(ids: &[HeuristicId]) -> Vec<Option<Arc<Heuristic>>>;
-    delete_heuristics(ids: &[HeuristicId]) -> ();
-    count_heuristics() -> u64;
-}
+crate::storage::with_storage_methods!(yielding);
