@@ -555,6 +555,66 @@ where
         stored
     }
 
+    /// [`complete_write`](Self::complete_write) for every key of one write (a batch), each
+    /// with the ticket taken before the write began. Keys of one batch can share a fence
+    /// stripe, and completing one bumps it: one by one, a later key of the batch would look
+    /// written by someone else and be removed instead of cached. Here only bumps from
+    /// outside the batch count: a key is cached unless another write or invalidation touched
+    /// its stripe since its ticket. Returns how many values were cached.
+    ///
+    /// ```
+    /// use memory_cache_adaptive::{AdaptiveCache, CacheConfig};
+    ///
+    /// let cache: AdaptiveCache<u32, u32> = AdaptiveCache::new(CacheConfig::new(10_000)).unwrap();
+    /// let tickets: Vec<_> = (0..5_000).map(|k| (k, cache.begin_load(&k))).collect();
+    /// // ... write the 5,000 keys to the source in one transaction ...
+    /// let cached = cache.complete_writes(tickets.into_iter().map(|(k, t)| (k, t, k * 10)));
+    /// assert_eq!(cached, 5_000); // some share stripes: all are cached anyway
+    /// ```
+    pub fn complete_writes<'t>(
+        &self,
+        writes: impl IntoIterator<Item = (K, LoadTicket<'t>, V)>,
+    ) -> usize {
+        // This batch's own bumps, by stripe.
+        let mut own: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        let mut cached = 0;
+        for (key, ticket, value) in writes {
+            let hash = self.hash(&key);
+            let stripe = Generations::stripe_of(ticket.mark);
+            let slot = Slot::Present(value);
+            let weight = self.weigh(&key, &slot);
+            let bumps = own.get(&stripe).copied().unwrap_or(0);
+            let mut bumped = false;
+            let stored = hash == ticket.hash
+                && self.with_shard(hash, |shard, ctx| {
+                    // As in `complete_write`, checked and bumped under the shard mutex.
+                    if !self.inner.generations.is_current_after(ticket.mark, bumps) {
+                        return false;
+                    }
+                    self.inner.generations.bump(hash);
+                    bumped = true;
+                    shard.insert(key.clone(), slot, weight, ctx)
+                });
+            let mut added = u64::from(bumped);
+            if stored {
+                cached += 1;
+            } else {
+                // Removed with a bump that always happens, so that it can be counted.
+                self.inner.generations.bump(hash);
+                self.with_shard(hash, |shard, ctx| {
+                    shard.remove(&key, EvictionReason::Invalidated, ctx);
+                });
+                if hash == ticket.hash {
+                    added += 1;
+                }
+            }
+            if added > 0 {
+                *own.entry(stripe).or_default() += added;
+            }
+        }
+        cached
+    }
+
     /// The cached value of `key`, or the loader's answer. Concurrent callers missing the
     /// same key share one loader run and its result, error included; an error is never
     /// cached. `Ok(None)` ("does not exist") is remembered if negative caching is on. A load

@@ -40,7 +40,19 @@ impl Generations {
 
     /// Whether nothing in `mark`'s stripe changed since it was taken.
     pub(crate) fn is_current(&self, mark: Mark) -> bool {
-        self.stripes[mark.stripe as usize].load(Ordering::Acquire) == mark.generation
+        self.is_current_after(mark, 0)
+    }
+
+    /// Whether nothing but `own` bumps of the caller's changed `mark`'s stripe since it was
+    /// taken.
+    pub(crate) fn is_current_after(&self, mark: Mark, own: u64) -> bool {
+        self.stripes[mark.stripe as usize].load(Ordering::Acquire)
+            == mark.generation.wrapping_add(own)
+    }
+
+    /// The stripe a mark belongs to.
+    pub(crate) fn stripe_of(mark: Mark) -> u32 {
+        mark.stripe
     }
 
     /// Marks `hash`'s stripe as changed.

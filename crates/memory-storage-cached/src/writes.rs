@@ -304,9 +304,12 @@ fn entities_written<I, T>(
 {
     match through {
         Some((tickets, values)) => {
-            for ((id, ticket), value) in ids.zip(tickets).zip(values) {
-                entities.complete_write(id, ticket, value);
-            }
+            // One call for the whole batch: its ids may share fence stripes.
+            entities.complete_writes(
+                ids.zip(tickets)
+                    .zip(values)
+                    .map(|((id, ticket), value)| (id, ticket, value)),
+            );
         }
         None => {
             for id in ids {
