@@ -154,6 +154,8 @@ macro_rules! with_storage_methods {
         }
     };
 }
+// The testing `Yielding` store expands the same list.
+#[cfg(feature = "testing")]
 pub(crate) use with_storage_methods;
 
 with_storage_methods!(forward_to_shared);

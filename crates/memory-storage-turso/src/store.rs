@@ -18,7 +18,7 @@ use memory_storage_cached::{CacheSettings, CachedStorage};
 use crate::config::{Location, TursoConfig};
 use crate::error::db;
 use crate::payload::{PayloadCodec, decode};
-use crate::pool::{Conn, Pool, PoolStats, PoolStatsSnapshot};
+use crate::pool::{Conn, Pool, PoolStats, PoolStatsSnapshot, PooledConn};
 use crate::query::{self, Sql};
 use crate::schema;
 use crate::statements::{StatementCacheStats, StatementStatsSnapshot};
@@ -34,15 +34,10 @@ macro_rules! with_conn {
         let mut attempt = 1u32;
         let limit = store.inner.config.operation_timeout;
         loop {
-            let started = Instant::now();
-            let Some(pooled) = within(limit, store.inner.pool.get()).await else {
-                break Err(timed_out(limit, started));
-            };
-            let mut pooled = pooled?;
+            let (mut pooled, started) = store.checkout().await?;
             let result = {
                 let $conn: &mut Conn = pooled.conn()?;
-                let left = limit.map(|l| l.saturating_sub(started.elapsed()));
-                within(left, $body).await
+                within(store.time_left(started), $body).await
             };
             let Some(result) = result else {
                 // Cut off mid-request: the connection's state is unknown, never reuse it.
@@ -326,6 +321,24 @@ impl TursoStorage {
         Ok(())
     }
 
+    /// A pooled connection, waited for within the operation timeout, and when the attempt
+    /// started (the rest of the attempt gets what is left of the timeout).
+    async fn checkout(&self) -> Result<(PooledConn, Instant)> {
+        let (limit, started) = (self.inner.config.operation_timeout, Instant::now());
+        match within(limit, self.inner.pool.get()).await {
+            Some(pooled) => Ok((pooled?, started)),
+            None => Err(timed_out(limit, started)),
+        }
+    }
+
+    /// What is left of the operation timeout of an attempt that started at `started`.
+    fn time_left(&self, started: Instant) -> Option<Duration> {
+        self.inner
+            .config
+            .operation_timeout
+            .map(|l| l.saturating_sub(started.elapsed()))
+    }
+
     /// Runs one write transaction, retrying passing failures only where the outcome is
     /// known: a failure before the `COMMIT` was sent did not apply; after a failure at the
     /// `COMMIT` the write log says whether it applied (its token is there), read inside a
@@ -338,15 +351,14 @@ impl TursoStorage {
         loop {
             let token = uuid::Uuid::new_v4().as_bytes().to_vec();
             let commit_sent = AtomicBool::new(false);
-            let started = Instant::now();
-            let Some(pooled) = within(limit, self.inner.pool.get()).await else {
-                return Err(timed_out(limit, started));
-            };
-            let mut pooled = pooled?;
+            let (mut pooled, started) = self.checkout().await?;
             let result = {
                 let conn = pooled.conn()?;
-                let left = limit.map(|l| l.saturating_sub(started.elapsed()));
-                within(left, write(conn, work, &token, &commit_sent)).await
+                within(
+                    self.time_left(started),
+                    write(conn, work, &token, &commit_sent),
+                )
+                .await
             };
             let failed = match result {
                 Some(Ok(generation)) => return Ok(generation),
@@ -743,12 +755,8 @@ impl Row {
             index: item.index_values(),
             encoding,
             payload,
-            tags: side.tags.into_iter().map(str::to_string).collect(),
-            metadata: side
-                .metadata
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            tags: side.tags,
+            metadata: side.metadata,
         }
     }
 }

@@ -26,17 +26,18 @@ pub(crate) trait Table: Entity {
     /// The values of the columns between the id and the payload.
     fn index_values(&self) -> Vec<Value>;
 
-    /// The side-table rows (tags, metadata pairs) of an item; none but episodes have them.
-    fn side_rows(&self) -> SideRows<'_> {
+    /// The side-table rows (tags, metadata pairs) of an item, owned (they go into a
+    /// write's rows); none but episodes have them.
+    fn side_rows(&self) -> SideRows {
         SideRows::default()
     }
 }
 
 /// Tags and metadata pairs of one episode.
 #[derive(Default)]
-pub(crate) struct SideRows<'a> {
-    pub(crate) tags: Vec<&'a str>,
-    pub(crate) metadata: Vec<(&'a str, &'a str)>,
+pub(crate) struct SideRows {
+    pub(crate) tags: Vec<String>,
+    pub(crate) metadata: Vec<(String, String)>,
 }
 
 impl Table for Episode {
@@ -71,13 +72,13 @@ impl Table for Episode {
         ]
     }
 
-    fn side_rows(&self) -> SideRows<'_> {
+    fn side_rows(&self) -> SideRows {
         SideRows {
-            tags: self.tags.iter().map(String::as_str).collect(),
+            tags: self.tags.clone(),
             metadata: self
                 .metadata
                 .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         }
     }
