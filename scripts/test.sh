@@ -24,6 +24,13 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "rustdoc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
+step "layering: memory-metrics builds no store (no libSQL in its tree, dev-dependencies included)"
+if cargo tree --locked -p memory-metrics -e normal,build,dev | grep -q libsql; then
+    echo "memory-metrics depends on libsql:" >&2
+    cargo tree --locked -p memory-metrics -e normal,build,dev -i libsql >&2 || true
+    exit 1
+fi
+
 step "tests"
 cargo test --workspace --all-features --locked
 

@@ -36,9 +36,10 @@ pub mod replay;
 pub mod report;
 pub mod run;
 pub mod soak;
-#[path = "../../crates/memory-storage-turso/tests/support/mod.rs"]
-pub mod sqld;
 pub mod zipf;
+
+/// The real sqld the benches and the gate start (shared with the libSQL store's tests).
+pub use memory_test_sqld as sqld;
 
 /// Popularity rank `rank` as an item of `0..n`: a bijection that scatters the popular items
 /// over the table instead of clustering them at its start (where they would share pages).

@@ -45,6 +45,7 @@ pub mod limits;
 mod memory;
 mod pattern;
 mod query;
+pub mod stats;
 mod storage;
 mod time;
 mod validate;

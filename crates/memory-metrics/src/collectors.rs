@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use memory_cache_adaptive::{CacheStatsSnapshot, EvictionReason};
-use memory_storage_cached::CachedStats;
-use memory_storage_turso::{PoolStats, PoolStatsSnapshot, StatementCacheStats, WAIT_BUCKETS};
+use memory_core::stats::{CacheStatsSnapshot, EvictionReason};
+use memory_core::stats::{
+    CachedStats, PoolStats, PoolStatsSnapshot, StatementCacheStats, WAIT_BUCKETS,
+};
 use prometheus::core::{Collector, Desc, Describer};
 use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{CounterVec, GaugeVec, Opts};
@@ -143,7 +144,7 @@ const CACHE_FAMILIES: &[Family] = &[
 ];
 
 /// Exports the caches of anything that reports [`CachedStats`] (a
-/// [`CachedStorage`](memory_storage_cached::CachedStorage)): per cache (`episodes`,
+/// `memory_storage_cached::CachedStorage`): per cache (`episodes`,
 /// `patterns`, `heuristics`, `episode_queries`, `pattern_queries`) hits, negative hits,
 /// misses, evictions by reason, rejected admissions, entries, bytes and hit ratio.
 ///

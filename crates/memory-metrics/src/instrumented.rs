@@ -5,11 +5,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use memory_core::stats::{CachedStats, CachedStorageStats};
 use memory_core::{
     Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId, Pattern,
     PatternId, PatternQuery, Result, StorageBackend,
 };
-use memory_storage_cached::{CachedStats, CachedStorageStats};
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };

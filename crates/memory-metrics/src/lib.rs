@@ -2,11 +2,14 @@
 //!
 //! - [`Instrumented`]: a `StorageBackend` decorator recording each call's latency by
 //!   operation, backend and outcome, batch sizes, and errors by kind ([`OperationMetrics`]);
-//! - collectors that read the other crates only through their stats traits:
-//!   [`CacheCollector`] (any [`CachedStats`](memory_storage_cached::CachedStats)),
-//!   [`PoolCollector`] and [`StatementCollector`] (the libSQL store's
-//!   [`PoolStats`](memory_storage_turso::PoolStats) and
-//!   [`StatementCacheStats`](memory_storage_turso::StatementCacheStats));
+//! - collectors that read the stores only through the stats traits of
+//!   [`memory_core::stats`]: [`CacheCollector`] (any
+//!   [`CachedStats`](memory_core::stats::CachedStats), such as `memory-storage-cached`'s
+//!   store), [`PoolCollector`] and [`StatementCollector`] (any
+//!   [`PoolStats`](memory_core::stats::PoolStats) and
+//!   [`StatementCacheStats`](memory_core::stats::StatementCacheStats), such as the libSQL
+//!   store). This crate depends on no store: exporting a redb store's metrics builds no
+//!   libSQL;
 //! - [`serve_metrics`]: `GET /metrics` in the text format, on loopback by default.
 //!
 //! Names and labels are listed in `docs/METRICS.md`.

@@ -2,13 +2,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use memory_cache_adaptive::{
-    AdaptiveCache, CacheConfig, CacheStats, CacheStatsSnapshot, ConfigError, QueryCache,
-};
+use memory_cache_adaptive::{AdaptiveCache, CacheConfig, CacheStats, ConfigError, QueryCache};
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodeQuery, Heuristic, HeuristicId, Pattern,
     PatternId, PatternQuery, StorageBackend, codec,
 };
+
+pub use memory_core::stats::{CachedStats, CachedStorageStats};
 
 use crate::deps::{CachedPage, Dep};
 use crate::freshness::Freshness;
@@ -72,29 +72,6 @@ pub(crate) struct Shared<S> {
     pub(crate) freshness: OnceLock<Freshness>,
     check_interval: std::time::Duration,
     pub(crate) write_through: bool,
-}
-
-/// What every cache of a [`CachedStorage`] counted.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CachedStorageStats {
-    /// The episode cache.
-    pub episodes: CacheStatsSnapshot,
-    /// The pattern cache.
-    pub patterns: CacheStatsSnapshot,
-    /// The heuristic cache.
-    pub heuristics: CacheStatsSnapshot,
-    /// Cached `query_episodes` results.
-    pub episode_queries: CacheStatsSnapshot,
-    /// Cached `query_patterns` results.
-    pub pattern_queries: CacheStatsSnapshot,
-    /// Times every cache was dropped because another writer changed the store.
-    pub foreign_flushes: u64,
-}
-
-/// Anything that reports what its caches counted (metrics read caches through this trait).
-pub trait CachedStats {
-    /// Every cache's counters as of now.
-    fn cached_stats(&self) -> CachedStorageStats;
 }
 
 impl<S: StorageBackend> CachedStats for CachedStorage<S> {

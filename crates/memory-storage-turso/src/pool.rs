@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use libsql::{Connection, Database};
+pub use memory_core::stats::{PoolStats, PoolStatsSnapshot, WAIT_BUCKETS, WAIT_SLOTS};
 use memory_core::{ErrorKind, StorageError};
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -15,61 +16,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::{Location, PoolConfig, TursoConfig};
 use crate::error::db;
 use crate::statements::{StatementCache, StatementCounters};
-
-/// Anything that reports connection-pool statistics.
-pub trait PoolStats {
-    /// The counters as of now.
-    fn pool_stats(&self) -> PoolStatsSnapshot;
-}
-
-/// Pool counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PoolStatsSnapshot {
-    /// The most connections the pool opens.
-    pub max_size: u64,
-    /// Connections open now (in use plus idle).
-    pub open: u64,
-    /// Connections checked out now.
-    pub in_use: u64,
-    /// Open connections waiting in the pool.
-    pub idle: u64,
-    /// Checkouts that found no free connection and had to wait.
-    pub waits: u64,
-    /// Time checkouts spent waiting, in all.
-    pub wait_time: Duration,
-    /// Waits by duration: `wait_histogram[i]` counts waits no longer than
-    /// [`WAIT_BUCKETS`]`[i]` and longer than the bound before; the last slot counts the
-    /// longer ones. Not cumulative; the counts add up to `waits`.
-    pub wait_histogram: [u64; WAIT_SLOTS],
-    /// Checkouts that gave up after the checkout timeout.
-    pub timeouts: u64,
-    /// Connections opened.
-    pub created: u64,
-    /// Connections thrown away (failed a health check or broke in use).
-    pub discarded: u64,
-}
-
-/// Upper bounds of the pool's wait-time histogram: from a short contention blip to the
-/// longest checkout timeout one would configure.
-pub const WAIT_BUCKETS: [Duration; 14] = [
-    Duration::from_micros(10),
-    Duration::from_micros(50),
-    Duration::from_micros(100),
-    Duration::from_micros(500),
-    Duration::from_millis(1),
-    Duration::from_millis(5),
-    Duration::from_millis(10),
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(10),
-    Duration::from_secs(30),
-];
-
-/// Slots of [`PoolStatsSnapshot::wait_histogram`]: one per bound plus "longer".
-pub const WAIT_SLOTS: usize = WAIT_BUCKETS.len() + 1;
 
 #[derive(Default)]
 struct Counters {

@@ -15,40 +15,9 @@ use std::time::{Duration, Instant};
 use libsql::{Connection, Statement};
 use lru::LruCache;
 use memory_core::StorageError;
+pub use memory_core::stats::{StatementCacheStats, StatementStatsSnapshot};
 
 use crate::error::db;
-
-/// Anything that reports prepared-statement cache statistics (the store does, summed over
-/// every pooled connection; metrics read them through this trait).
-pub trait StatementCacheStats {
-    /// The counters as of now.
-    fn statement_stats(&self) -> StatementStatsSnapshot;
-}
-
-/// Prepared-statement cache counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatementStatsSnapshot {
-    /// Statements found prepared.
-    pub hits: u64,
-    /// Statements that had to be prepared.
-    pub misses: u64,
-    /// Statements dropped to make room.
-    pub evictions: u64,
-    /// Time spent preparing, in all.
-    pub prepare_time: Duration,
-}
-
-impl StatementStatsSnapshot {
-    /// `hits / (hits + misses)`, or 0 before the first use.
-    pub fn hit_ratio(&self) -> f64 {
-        let uses = self.hits + self.misses;
-        if uses == 0 {
-            0.0
-        } else {
-            self.hits as f64 / uses as f64
-        }
-    }
-}
 
 /// Counters shared by every connection's cache.
 #[derive(Default, Debug)]

@@ -2,7 +2,7 @@
 //! folder) after a small workload, scrapes its own endpoint once and prints the text.
 //!
 //! ```sh
-//! cargo run -p memory-metrics --example sample_scrape
+//! cargo run -p memory-storage-turso --example sample_scrape
 //! ```
 
 use std::sync::Arc;
