@@ -34,6 +34,9 @@ fi
 step "tests"
 cargo test --workspace --all-features --locked
 
+step "the benches' small-scale self-checks (every criterion bench once, in test mode)"
+cargo test --locked -p memory-bench --benches
+
 step "damaged redb pages in a release build (debug redb refuses such files at open)"
 cargo test --release --locked -p memory-storage-redb --test corrupt
 

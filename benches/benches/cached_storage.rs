@@ -92,7 +92,7 @@ fn zipf_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) -> TursoStorage {
     ))
     .expect("loading the Zipf data set");
     // The whole budget such that the episode share holds exactly `held` episodes.
-    let per_entry = ZIPF_EPISODE_BYTES as u64 + entry_overhead();
+    let per_entry = agent::cached_weight(&ZipfWorkload::episode(0)) + entry_overhead();
     let per_mille = CachePart::Episodes.per_mille();
     let budget = (held * per_entry).div_ceil(per_mille) * 1000;
     let settings = CacheSettings::default().budget_bytes(budget);
@@ -113,8 +113,9 @@ fn zipf_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) -> TursoStorage {
         })
         .expect("replaying the Zipf reads");
     let elapsed = started.elapsed();
-    let hits = delta(after.episodes.hits, before.episodes.hits);
-    let misses = delta(after.episodes.misses, before.episodes.misses);
+    let hits = delta(after.episodes.hits, before.episodes.hits).expect("counters never go back");
+    let misses =
+        delta(after.episodes.misses, before.episodes.misses).expect("counters never go back");
     let measured = ratio(hits, misses);
     let events: Vec<Event> = reads
         .iter()
@@ -127,7 +128,7 @@ fn zipf_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) -> TursoStorage {
     let optimum = belady::replay_events(&events, held, scale.zipf_reads).hit_ratio();
     let ideal = workload.frequency_ideal(held);
     println!(
-        "\n== hit ratio: Zipf 0.99, {} episodes of {} bytes, room for {held} ({} bytes of \
+        "\n== hit ratio: Zipf 0.99, {} episodes of {} bytes encoded, room for {held} ({} bytes of \
          budget; {} episodes held at the end)",
         scale.zipf_episodes, ZIPF_EPISODE_BYTES, settings.budget_bytes, after.episodes.entries
     );
@@ -173,10 +174,13 @@ fn agent_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) {
         })
         .expect("replaying the agent sessions");
     let elapsed = started.elapsed();
-    let hits = delta(after.episodes.hits, before.episodes.hits);
-    let misses = delta(after.episodes.misses, before.episodes.misses);
-    let query_hits = delta(after.episode_queries.hits, before.episode_queries.hits);
-    let query_misses = delta(after.episode_queries.misses, before.episode_queries.misses);
+    let hits = delta(after.episodes.hits, before.episodes.hits).expect("counters never go back");
+    let misses =
+        delta(after.episodes.misses, before.episodes.misses).expect("counters never go back");
+    let query_hits = delta(after.episode_queries.hits, before.episode_queries.hits)
+        .expect("counters never go back");
+    let query_misses = delta(after.episode_queries.misses, before.episode_queries.misses)
+        .expect("counters never go back");
     let budget = settings.part_bytes(CachePart::Episodes);
     let events = AgentWorkload::events(&ops, entry_overhead());
     let warm_events = AgentWorkload::event_count(&ops[..warm]);
@@ -217,12 +221,14 @@ fn agent_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) {
         delta(
             after.episodes.evicted_capacity,
             before.episodes.evicted_capacity
-        ),
+        )
+        .expect("counters never go back"),
         delta(
             after.episodes.admissions_rejected,
             before.episodes.admissions_rejected
-        ),
-        delta(after.foreign_flushes, before.foreign_flushes),
+        )
+        .expect("counters never go back"),
+        delta(after.foreign_flushes, before.foreign_flushes).expect("counters never go back"),
     );
 }
 

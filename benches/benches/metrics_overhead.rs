@@ -1,6 +1,6 @@
 //! `metrics_overhead`: what `Instrumented` adds to the cheapest call there is, a cached
-//! get (1,000 hot episodes in a `CachedStorage` over the in-memory store), in one run:
-//! bare, then instrumented.
+//! get (1,000 hot episodes in a `CachedStorage` over the in-memory store, watching the
+//! store's change position as users run it), in one run: bare, then instrumented.
 //!
 //! ```sh
 //! cargo bench -p memory-bench --bench metrics_overhead
@@ -9,17 +9,24 @@
 #![allow(clippy::expect_used)] // a failed operation must stop a benchmark, not be timed
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use memory_bench::replay;
 use memory_bench::zipf::ZipfWorkload;
-use memory_core::{EpisodeId, InMemoryStorage, StorageBackend};
+use memory_core::{ChangeSignal, EpisodeId, InMemoryStorage, StorageBackend};
 use memory_metrics::{Instrumented, OperationMetrics};
 use memory_storage_cached::{CacheSettings, CachedStorage};
 
-fn hot_store(ids: &[EpisodeId], rt: &tokio::runtime::Runtime) -> CachedStorage<InMemoryStorage> {
-    let store = CachedStorage::new(InMemoryStorage::new(), &CacheSettings::default())
-        .expect("cache settings");
+fn hot_store(
+    ids: &[EpisodeId],
+    rt: &tokio::runtime::Runtime,
+) -> CachedStorage<Arc<InMemoryStorage>> {
+    let inner = Arc::new(InMemoryStorage::new());
+    let signal: Arc<dyn ChangeSignal> = inner.clone();
+    let store = CachedStorage::new(inner, &CacheSettings::default())
+        .expect("cache settings")
+        .with_change_signal(signal);
     rt.block_on(async {
         replay::load(
             &store,

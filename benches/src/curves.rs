@@ -28,45 +28,78 @@ pub struct CurvePoint {
     pub budget_share: f64,
     /// Read hits over reads, from `measure_from` on.
     pub hit_ratio: f64,
+    /// The same without the reads marked as read-backs (an agent reading what it has just
+    /// stored); equal to `hit_ratio` when none are marked.
+    #[serde(default)]
+    pub hit_ratio_without_read_backs: f64,
+}
+
+/// Read hits and reads of one replay: all reads, and those not marked as read-backs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    hits: u64,
+    reads: u64,
+    unmarked_hits: u64,
+    unmarked_reads: u64,
+}
+
+impl Tally {
+    fn ratios(self) -> (f64, f64) {
+        (
+            crate::run::ratio(self.hits, self.reads - self.hits),
+            crate::run::ratio(self.unmarked_hits, self.unmarked_reads - self.unmarked_hits),
+        )
+    }
 }
 
 /// Replays `events` through a cache given as `get` (true on a hit) and `put` (store a
 /// key's value of a weight): a write puts, a read that misses puts; the result is the read
-/// hit ratio from index `from` on.
+/// hit ratio from index `from` on, with and without the reads `read_backs` marks.
 fn simulate(
     events: &[Event],
-    from: usize,
+    trace: &Trace<'_>,
     mut get: impl FnMut(u64) -> bool,
     mut put: impl FnMut(u64, u64),
-) -> f64 {
-    let (mut hits, mut reads) = (0, 0);
+) -> (f64, f64) {
+    let mut tally = Tally::default();
     for (at, e) in events.iter().enumerate() {
         let hit = !e.write && get(e.key);
-        if !e.write && at >= from {
-            reads += 1;
-            hits += u64::from(hit);
+        if !e.write && at >= trace.from {
+            tally.reads += 1;
+            tally.hits += u64::from(hit);
+            if !trace.read_backs.get(at).copied().unwrap_or(false) {
+                tally.unmarked_reads += 1;
+                tally.unmarked_hits += u64::from(hit);
+            }
         }
         if !hit {
             put(e.key, e.weight);
         }
     }
-    crate::run::ratio(hits, reads - hits)
+    tally.ratios()
+}
+
+/// Where counting starts, and which reads are read-backs.
+#[derive(Clone, Copy)]
+struct Trace<'a> {
+    from: usize,
+    read_backs: &'a [bool],
 }
 
 /// The entry weights of `events` include `entry_overhead`; this crate's cache adds its own,
 /// so it is given the weight without it.
-fn this_cache(events: &[Event], budget: u64, from: usize, entry_overhead: u64) -> f64 {
+fn this_cache(events: &[Event], budget: u64, trace: &Trace<'_>, entry_overhead: u64) -> (f64, f64) {
     let mut config = entity_cache_config(budget).without_expiry();
     config.entry_overhead = entry_overhead;
     let Ok(cache) = AdaptiveCache::<u64, u64>::builder(config)
         .weigher(|_, weight| *weight)
         .build()
     else {
-        return f64::NAN;
+        return (f64::NAN, f64::NAN);
     };
     simulate(
         events,
-        from,
+        trace,
         |key| cache.get(&key).is_some(),
         |key, weight| {
             cache.insert(key, weight.saturating_sub(entry_overhead));
@@ -74,11 +107,11 @@ fn this_cache(events: &[Event], budget: u64, from: usize, entry_overhead: u64) -
     )
 }
 
-fn lru(events: &[Event], budget: u64, from: usize) -> f64 {
+fn lru(events: &[Event], budget: u64, trace: &Trace<'_>) -> (f64, f64) {
     let cache = std::cell::RefCell::new((lru::LruCache::<u64, u64>::unbounded(), 0u64));
     simulate(
         events,
-        from,
+        trace,
         |key| cache.borrow_mut().0.get(&key).is_some(),
         |key, weight| {
             let (cache, held) = &mut *cache.borrow_mut();
@@ -96,14 +129,14 @@ fn lru(events: &[Event], budget: u64, from: usize) -> f64 {
     )
 }
 
-fn moka(events: &[Event], budget: u64, from: usize) -> f64 {
+fn moka(events: &[Event], budget: u64, trace: &Trace<'_>) -> (f64, f64) {
     let cache: moka::sync::Cache<u64, u64> = moka::sync::Cache::builder()
         .max_capacity(budget)
         .weigher(|_, weight: &u64| u32::try_from(*weight).unwrap_or(u32::MAX))
         .build();
     simulate(
         events,
-        from,
+        trace,
         |key| cache.get(&key).is_some(),
         |key, weight| {
             cache.insert(key, weight);
@@ -125,7 +158,8 @@ pub fn distinct_bytes(events: &[Event]) -> u64 {
 }
 
 /// Every policy's hit ratio at each budget share of [`distinct_bytes`]; reads from
-/// `measure_from` on count.
+/// `measure_from` on count, and `read_backs` (empty, or one flag per event) marks the reads
+/// that [`CurvePoint::hit_ratio_without_read_backs`] leaves out.
 ///
 /// ```
 /// use memory_bench::curves::{POLICIES, hit_ratio_curves};
@@ -134,7 +168,7 @@ pub fn distinct_bytes(events: &[Event]) -> u64 {
 /// let events: Vec<Event> = (0..5_000u64)
 ///     .map(|i| Event { key: (i * i) % 97, weight: 1_000, write: false })
 ///     .collect();
-/// let points = hit_ratio_curves(&events, 1_000, 100, &[0.1, 0.5]);
+/// let points = hit_ratio_curves(&events, 1_000, 100, &[0.1, 0.5], &[]);
 /// assert_eq!(points.len(), 2 * POLICIES.len());
 /// // Policies that keep their budget exactly never beat the optimum.
 /// for share in [0.1, 0.5] {
@@ -149,23 +183,30 @@ pub fn hit_ratio_curves(
     measure_from: usize,
     entry_overhead: u64,
     shares: &[f64],
+    read_backs: &[bool],
 ) -> Vec<CurvePoint> {
     let total = distinct_bytes(events);
+    let trace = Trace {
+        from: measure_from,
+        read_backs,
+    };
     let mut out = Vec::new();
     for &share in shares {
         let budget = (total as f64 * share) as u64;
+        let optimum = belady::replay_events_aside(events, budget, measure_from, read_backs);
         let ratios = [
-            this_cache(events, budget, measure_from, entry_overhead),
-            lru(events, budget, measure_from),
-            moka(events, budget, measure_from),
-            belady::replay_events(events, budget, measure_from).hit_ratio(),
+            this_cache(events, budget, &trace, entry_overhead),
+            lru(events, budget, &trace),
+            moka(events, budget, &trace),
+            (optimum.hit_ratio(), optimum.core_hit_ratio()),
         ];
-        for (policy, hit_ratio) in POLICIES.iter().zip(ratios) {
+        for (policy, (hit_ratio, without)) in POLICIES.iter().zip(ratios) {
             out.push(CurvePoint {
                 policy: (*policy).to_string(),
                 budget_bytes: budget,
                 budget_share: share,
                 hit_ratio,
+                hit_ratio_without_read_backs: without,
             });
         }
     }

@@ -8,15 +8,16 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use memory_core::testing::typical::TYPICAL_DOMAINS;
-use memory_core::{EpisodeQuery, InMemoryStorage, StorageBackend, codec};
+use memory_core::{ChangeSignal, EpisodeQuery, InMemoryStorage, StorageBackend, codec};
 use memory_storage_turso::{TursoConfig, TursoStorage};
 
 use crate::agent;
-use crate::measure::Weakening;
+use crate::measure::{Layer, Weakening};
 
 /// Operations in the shorter child run.
 pub const FEW: u64 = 200;
@@ -78,8 +79,10 @@ pub async fn run_hot_path(path: HotPath, ops: u64, weaken: Weakening) -> anyhow:
     let episodes: Vec<_> = (0..EPISODES).map(|n| agent::episode(n, 0)).collect();
     match path {
         HotPath::CachedGet | HotPath::CachedQuery => {
-            let cached =
-                memory_storage_cached::layer(InMemoryStorage::new(), &weaken.cache(), None)?;
+            // As users run it: the cache watches the store's change position.
+            let store = Arc::new(InMemoryStorage::new());
+            let signal: Arc<dyn ChangeSignal> = store.clone();
+            let cached = memory_storage_cached::layer(store, &weaken.cache(), Some(signal))?;
             cached.store_episodes(&episodes).await?;
             let queries: Vec<EpisodeQuery> = TYPICAL_DOMAINS
                 .iter()
@@ -93,7 +96,8 @@ pub async fn run_hot_path(path: HotPath, ops: u64, weaken: Weakening) -> anyhow:
             }
             for i in 0..ops as usize {
                 if path == HotPath::CachedGet {
-                    crate::replay::get_existing(cached.as_ref(), ids[i % ids.len()]).await?;
+                    let id = ids[i % ids.len()];
+                    weaken.get(Layer::Cached, cached.as_ref(), id, i).await?;
                 } else {
                     cached.query_episodes(&queries[i % queries.len()]).await?;
                 }
@@ -110,7 +114,9 @@ pub async fn run_hot_path(path: HotPath, ops: u64, weaken: Weakening) -> anyhow:
             let store = TursoStorage::open(weaken.store(TursoConfig::in_memory())).await?;
             store.store_episodes(&episodes).await?;
             for i in 0..ops as usize {
-                crate::replay::get_existing(&store, ids[i % ids.len()]).await?;
+                weaken
+                    .get(Layer::Store, &store, ids[i % ids.len()], i)
+                    .await?;
             }
         }
     }
@@ -183,7 +189,19 @@ pub fn per_operation(path: HotPath, weaken: Weakening) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir().context("a temporary folder")?;
     let few = callgrind(&exe, dir.path(), path, FEW, weaken)?;
     let many = callgrind(&exe, dir.path(), path, MANY, weaken)?;
-    Ok(many.saturating_sub(few) as f64 / (MANY - FEW) as f64)
+    per_op(path, few, many)
+}
+
+/// Instructions per operation from the totals of the two runs. More operations costing no
+/// more instructions is impossible: an error, never a zero that the gate would pass.
+fn per_op(path: HotPath, few: u64, many: u64) -> anyhow::Result<f64> {
+    match many.checked_sub(few) {
+        Some(extra) if extra > 0 => Ok(extra as f64 / (MANY - FEW) as f64),
+        _ => bail!(
+            "{}: {MANY} operations counted {many} instructions, {FEW} counted {few}:              more operations cannot cost nothing",
+            path.figure()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -208,13 +226,23 @@ mod tests {
     #[tokio::test]
     async fn every_hot_path_runs() {
         for path in HotPath::ALL {
-            for weaken in [
-                Weakening::None,
-                Weakening::EntityCache,
-                Weakening::StatementCache,
-            ] {
-                run_hot_path(path, 30, weaken).await.unwrap();
+            for weaken in Weakening::value_variants() {
+                run_hot_path(path, 30, *weaken).await.unwrap();
             }
         }
+    }
+
+    #[test]
+    fn an_impossible_count_is_an_error() {
+        let path = HotPath::CachedGet;
+        assert_eq!(per_op(path, 1_000, 1_000 + 2 * (MANY - FEW)).unwrap(), 2.0);
+        assert!(
+            per_op(path, 1_000, 999).is_err(),
+            "fewer for more operations"
+        );
+        assert!(
+            per_op(path, 1_000, 1_000).is_err(),
+            "nothing for more operations"
+        );
     }
 }

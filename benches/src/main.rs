@@ -8,6 +8,7 @@
 //! memory-bench run --baseline main  # compare with a saved run
 //! memory-bench gate --save-baseline main   # measure the gate's figures, keep them
 //! memory-bench gate --baseline main        # measure again; exit 1 on a regression
+//! memory-bench figures --commit REV        # render docs/FIGURES.md (scripts/figures.sh)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,15 @@ use memory_bench::run::{RunOptions, RunResult, standard_run};
 use memory_bench::soak::{SoakOptions, soak};
 use memory_bench::{plots, report};
 use memory_storage_turso::{TOKEN_ENV, TursoConfig, URL_ENV};
+
+// Counts the bytes live on the heap, so that the dashboard can report the caches' real
+// memory (what dropping them frees) beside what their weighers account.
+#[global_allocator]
+static HEAP: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+fn heap_bytes() -> u64 {
+    HEAP.allocated() as u64
+}
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +64,20 @@ enum Command {
         /// Seed of the tasks' choices.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Renders every figure the documentation quotes (docs/FIGURES.md) from the folder
+    /// `scripts/figures.sh` filled: the dashboard run, the gate's measurement, the benches'
+    /// printed output and criterion's results. Measures nothing itself.
+    Figures {
+        /// The folder with `run/run.json`, `gate/gate.json` and `bench.log`.
+        #[arg(long, default_value = "target/figures")]
+        from: PathBuf,
+        /// Criterion's results folder.
+        #[arg(long, default_value = "target/criterion")]
+        criterion: PathBuf,
+        /// The commit the figures were measured at (for the page's heading).
+        #[arg(long)]
+        commit: String,
     },
     /// Runs one CPU-bound hot path OPS times: the gate runs this under callgrind.
     #[command(hide = true)]
@@ -200,6 +224,10 @@ fn compare(run: &RunResult, base: &RunResult) -> String {
     out += &line("query p50 µs", run.query.p50_us, base.query.p50_us);
     out += &line("query p99 µs", run.query.p99_us, base.query.p99_us);
     out += &line("get p50 µs", run.get.p50_us, base.get.p50_us);
+    if let (Some(now), Some(then)) = (&run.cached_get, &base.cached_get) {
+        out += &line("cached get p50 µs", now.p50_us, then.p50_us);
+        out += &line("cached get p99 µs", now.p99_us, then.p99_us);
+    }
     out += &line(
         "bulk insert /s",
         run.bulk_insert_per_sec,
@@ -220,6 +248,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         RunOptions::standard()
     };
     options.progress = !args.output.no_progress;
+    options.heap_bytes = Some(heap_bytes);
     options.remote = match (&args.url, std::env::var(URL_ENV).ok()) {
         (Some(url), _) => Some(TursoConfig::from_vars(
             Some(url),
@@ -317,6 +346,14 @@ fn main() -> ExitCode {
             let report = soak(&options).await?;
             print!("{report}");
             Ok(true)
+        }),
+        Command::Figures {
+            from,
+            criterion,
+            commit,
+        } => memory_bench::figures::page(&from, &criterion, &commit).map(|page| {
+            print!("{page}");
+            true
         }),
         Command::HotPath { path, ops, weaken } => runtime
             .block_on(run_hot_path(path, ops, weaken))

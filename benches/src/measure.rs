@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use memory_core::{Episode, StorageBackend};
+use memory_core::{Episode, EpisodeQuery, StorageBackend};
 use memory_storage_cached::CacheSettings;
 use memory_storage_turso::{TursoConfig, TursoStorage};
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,9 @@ use crate::replay;
 use crate::run::{RunOptions, nanos, standard_run};
 use crate::sqld::Sqld;
 
-/// A deliberately weakened configuration, to show that the gate catches it.
+/// A deliberately weakened configuration, to show that the gate catches it. The first two
+/// switch a whole feature off; the others are the size of a regression a change could
+/// bring without anyone noticing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Weakening {
     /// The shipped configuration.
@@ -40,7 +42,40 @@ pub enum Weakening {
     EntityCache,
     /// No prepared-statement cache: every statement is prepared again.
     StatementCache,
+    /// Every cached get takes 10 % longer: after the read, a busy wait of a tenth of the
+    /// time the read took.
+    SlowCachedGet,
+    /// Every libSQL get (without the entity cache) takes 10 % longer, the same way.
+    SlowStoreGet,
+    /// One get in three makes one more round trip to the server (a second lookup).
+    ExtraRoundTrip,
+    /// The run prepares [`EXTRA_SHAPES`] query shapes its workload does not use: about
+    /// 10 % more statements prepared.
+    ExtraStatements,
+    /// The caches get [`SMALLER_CACHE`] of their budget: as if they held less in the same
+    /// memory (a hit-ratio loss of about one point).
+    SmallerCache,
 }
+
+/// Query shapes [`Weakening::ExtraStatements`] adds to the gate's run (one prepared
+/// statement each on the one connection a sequential run uses).
+pub const EXTRA_SHAPES: usize = 4;
+
+/// The share of the budget [`Weakening::SmallerCache`] leaves the caches.
+pub const SMALLER_CACHE: f64 = 0.85;
+
+/// Which layer a get goes to, for the weakenings that slow one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// The cached store (the read is expected to be a hit).
+    Cached,
+    /// The libSQL store itself.
+    Store,
+}
+
+/// The gate's budget for its hit-ratio runs, as a share of the data the run touches: the
+/// cache must evict, or a broken admission or eviction policy would not show.
+pub const GATE_BUDGET_SHARE: f64 = 0.25;
 
 /// How much the gate measures.
 #[derive(Clone, Debug)]
@@ -56,7 +91,7 @@ pub struct GateOptions {
 impl Default for GateOptions {
     fn default() -> Self {
         GateOptions {
-            reps: 12,
+            reps: 20,
             history: 2_000,
             weaken: Weakening::None,
         }
@@ -68,7 +103,18 @@ impl Weakening {
     pub fn cache(self) -> CacheSettings {
         match self {
             Weakening::EntityCache => CacheSettings::disabled(),
-            Weakening::None | Weakening::StatementCache => CacheSettings::default(),
+            _ => CacheSettings::default(),
+        }
+    }
+
+    /// `settings` with this weakening's budget.
+    pub fn budget(self, settings: CacheSettings) -> CacheSettings {
+        match self {
+            Weakening::SmallerCache => {
+                let budget = (settings.budget_bytes as f64 * SMALLER_CACHE) as u64;
+                settings.budget_bytes(budget)
+            }
+            _ => settings,
         }
     }
 
@@ -76,9 +122,51 @@ impl Weakening {
     pub fn store(self, config: TursoConfig) -> TursoConfig {
         match self {
             Weakening::StatementCache => config.statement_cache_capacity(0),
-            Weakening::None | Weakening::EntityCache => config,
+            _ => config,
         }
     }
+
+    /// Reads `id` (which must exist) from `store`, a `layer` store, as this configuration
+    /// reads it; `call` numbers the calls of one loop from 0.
+    pub async fn get(
+        self,
+        layer: Layer,
+        store: &dyn StorageBackend,
+        id: memory_core::EpisodeId,
+        call: usize,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        replay::get_existing(store, id).await?;
+        match (self, layer) {
+            (Weakening::SlowCachedGet, Layer::Cached) | (Weakening::SlowStoreGet, Layer::Store) => {
+                let until = Instant::now() + started.elapsed() / 10;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            (Weakening::ExtraRoundTrip, Layer::Store) if call % 3 == 2 => {
+                replay::get_existing(store, id).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Queries of shapes the agent workload never runs (tag, outcome and metadata filters), for
+/// [`Weakening::ExtraStatements`].
+pub fn extra_shapes() -> Vec<EpisodeQuery> {
+    use memory_core::OutcomeKind;
+    let shapes = [
+        EpisodeQuery::new().tag("gate"),
+        EpisodeQuery::new().outcome(OutcomeKind::Success),
+        EpisodeQuery::new().metadata("gate", "1"),
+        EpisodeQuery::new()
+            .tag("gate")
+            .outcome(OutcomeKind::Failure),
+    ];
+    debug_assert_eq!(shapes.len(), EXTRA_SHAPES);
+    shapes.into_iter().map(|q| q.limit(5)).collect()
 }
 
 /// A figure that is the same on every run of the same build.
@@ -112,9 +200,23 @@ const BLOCK: usize = 100;
 pub async fn measure(options: &GateOptions, progress: bool) -> anyhow::Result<Measurement> {
     let mut run_options = RunOptions::quick();
     run_options.progress = progress;
-    run_options.cache = options.weaken.cache();
+    let settings = options.weaken.cache();
+    run_options.cache = if settings.enabled {
+        options
+            .weaken
+            .budget(evicting_budget(&run_options, settings))
+    } else {
+        settings
+    };
     run_options.statement_cache = options.weaken != Weakening::StatementCache;
+    run_options.extra_shapes = options.weaken == Weakening::ExtraStatements;
     let run = standard_run(&run_options).await?;
+    anyhow::ensure!(
+        !run_options.cache.enabled || run.episode_budget_share <= 1.0 / 3.0,
+        "the gate's agent run must evict: its episode budget is {:.0} % of the data",
+        run.episode_budget_share * 100.0
+    );
+    let zipf = zipf_hit_ratio(options.weaken).await?;
     let mut out = Measurement {
         cores: run.cores,
         ..Measurement::default()
@@ -129,23 +231,37 @@ pub async fn measure(options: &GateOptions, progress: bool) -> anyhow::Result<Me
             },
         );
     };
-    put("episode hit ratio", run.episode_hit_ratio, 0.0005, true);
-    put("query hit ratio", run.query_hit_ratio, 0.0005, true);
-    put("statement hit ratio", run.statement_hit_ratio, 0.001, true);
-    // The count depends a little on how many connections the pool opened.
-    let prepared = run.statements_prepared as f64;
+    // Deterministic for the seeds: repeated runs of one build agree to the last digit.
     put(
-        "statements prepared",
-        prepared,
-        (prepared * 0.2).max(20.0),
-        false,
+        "episode hit ratio (agent, evicting)",
+        run.episode_hit_ratio,
+        0.0005,
+        true,
     );
+    put(
+        "query hit ratio (agent, evicting)",
+        run.query_hit_ratio,
+        0.0005,
+        true,
+    );
+    put(
+        "episode hit ratio (Zipf 0.99, 10 % held)",
+        zipf,
+        0.0005,
+        true,
+    );
+    put("statement hit ratio", run.statement_hit_ratio, 0.001, true);
+    // The same on every run: the sequential run prepares each shape on one connection.
+    let prepared = run.statements_prepared as f64;
+    put("statements prepared", prepared, prepared * 0.05, false);
 
     let trips = round_trips(options).await.context(
         "counting round trips against sqld (scripts/install-sqld.sh installs it; or set SQLD_BIN)",
     )?;
-    put("round trips per 100-episode batch", trips.batch, 0.5, false);
-    put("round trips per get", trips.get, 0.5, false);
+    // Whole requests counted by the server over many calls: a tenth of a trip per call
+    // more is a real change.
+    put("round trips per 100-episode batch", trips.batch, 0.1, false);
+    put("round trips per get", trips.get, 0.1, false);
 
     for path in HotPath::ALL {
         let per_op = instructions::per_operation(path, options.weaken)
@@ -165,6 +281,54 @@ pub async fn measure(options: &GateOptions, progress: bool) -> anyhow::Result<Me
     Ok(out)
 }
 
+/// The settings whose episode cache holds [`GATE_BUDGET_SHARE`] of the episodes the agent
+/// run of `options` touches.
+fn evicting_budget(options: &RunOptions, settings: CacheSettings) -> CacheSettings {
+    let ops =
+        AgentWorkload::new(options.history, crate::run::AGENT_SEED).sessions(2 * options.sessions);
+    let overhead = memory_cache_adaptive::CacheConfig::new(1).entry_overhead;
+    let touched = crate::curves::distinct_bytes(&AgentWorkload::events(&ops, overhead));
+    let episodes = (touched as f64 * GATE_BUDGET_SHARE) as u64;
+    let per_mille = memory_storage_cached::CachePart::Episodes.per_mille();
+    settings.budget_bytes(episodes * 1_000 / per_mille)
+}
+
+/// Zipf workload episodes in the gate's Zipf run, and reads to warm up (as many counted).
+const ZIPF_EPISODES: u64 = 20_000;
+const ZIPF_READS: usize = 200_000;
+
+/// The episode hit ratio of the cached store (over the in-memory store: the policy is
+/// what is measured) on Zipf 0.99 reads with room for a tenth of the episodes.
+pub async fn zipf_hit_ratio(weaken: Weakening) -> anyhow::Result<f64> {
+    use crate::zipf::ZipfWorkload;
+    let settings = weaken.cache();
+    let per_entry = crate::agent::cached_weight(&ZipfWorkload::episode(0))
+        + memory_cache_adaptive::CacheConfig::new(1).entry_overhead;
+    let per_mille = memory_storage_cached::CachePart::Episodes.per_mille();
+    let budget = (ZIPF_EPISODES / 10 * per_entry).div_ceil(per_mille) * 1_000;
+    let settings = weaken.budget(settings.budget_bytes(budget));
+    if !settings.enabled {
+        return Ok(0.0); // no cache, no hits
+    }
+    let store = memory_core::InMemoryStorage::new();
+    replay::load(&store, (0..ZIPF_EPISODES).map(ZipfWorkload::episode), 1_000).await?;
+    let cached = memory_storage_cached::CachedStorage::new(store, &settings)?;
+    let ids: Vec<_> = (0..ZIPF_EPISODES).map(ZipfWorkload::id_of).collect();
+    let reads = ZipfWorkload::new(ZIPF_EPISODES, 0.99, 42).reads(2 * ZIPF_READS);
+    for &n in &reads[..ZIPF_READS] {
+        replay::get_existing(&cached, ids[n as usize]).await?;
+    }
+    let before = cached.stats();
+    for &n in &reads[ZIPF_READS..] {
+        replay::get_existing(&cached, ids[n as usize]).await?;
+    }
+    let after = cached.stats();
+    Ok(crate::run::ratio(
+        crate::run::delta(after.episodes.hits, before.episodes.hits)?,
+        crate::run::delta(after.episodes.misses, before.episodes.misses)?,
+    ))
+}
+
 /// Network round trips of warm operations against a real sqld.
 struct RoundTrips {
     batch: f64,
@@ -175,7 +339,7 @@ struct RoundTrips {
 /// 100-episode batch and a warm get, each the mean of a few, after a first batch and get
 /// prepared every statement shape.
 async fn round_trips(options: &GateOptions) -> anyhow::Result<RoundTrips> {
-    const REPEATS: u64 = 3;
+    const REPEATS: u64 = 30;
     let server = Sqld::start().await?;
     let config = options
         .weaken
@@ -195,7 +359,10 @@ async fn round_trips(options: &GateOptions) -> anyhow::Result<RoundTrips> {
     let batches = server.requests().await? - before;
     let before = server.requests().await?;
     for n in 1..=REPEATS {
-        replay::get_existing(&store, agent::id_of(n)).await?;
+        options
+            .weaken
+            .get(Layer::Store, &store, agent::id_of(n), n as usize - 1)
+            .await?;
     }
     let gets = server.requests().await? - before;
     Ok(RoundTrips {
@@ -259,9 +426,9 @@ async fn timing_sample(
             raw.get_with(&lookup, *id).await?;
             raw_get.record(nanos(started))?;
         }
-        for id in ids {
+        for (call, id) in ids.iter().enumerate() {
             let started = Instant::now();
-            replay::get_existing(&store, *id).await?;
+            options.weaken.get(Layer::Store, &store, *id, call).await?;
             store_get.record(nanos(started))?;
         }
         for query in queries {

@@ -63,6 +63,7 @@ fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 ///         budget_bytes: (share * 1e6) as u64,
 ///         budget_share: share,
 ///         hit_ratio: share * 2.0,
+///         hit_ratio_without_read_backs: share * 1.5,
 ///     }))
 ///     .collect();
 /// let svg = memory_bench::plots::hit_ratio_svg(&points, Some((0.3, 0.55)))?;

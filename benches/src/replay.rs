@@ -90,7 +90,7 @@ pub async fn run_agent_timed(
             .unwrap_or(u64::MAX)
             .max(1);
         let histogram = match op {
-            AgentOp::Get(_) => &mut timings.get,
+            AgentOp::Get(_) | AgentOp::ReadBack(_) => &mut timings.get,
             AgentOp::Recent(_) | AgentOp::Window { .. } => &mut timings.query,
             AgentOp::Store(range) if range.end - range.start > 1 => &mut timings.store_batch,
             AgentOp::Store(_) | AgentOp::Revise { .. } => &mut timings.store,
@@ -103,7 +103,7 @@ pub async fn run_agent_timed(
 async fn run_op(store: &dyn StorageBackend, op: &AgentOp) -> anyhow::Result<()> {
     {
         match op {
-            AgentOp::Get(n) => get_existing(store, agent::id_of(*n)).await?,
+            AgentOp::Get(n) | AgentOp::ReadBack(n) => get_existing(store, agent::id_of(*n)).await?,
             AgentOp::Recent(_) | AgentOp::Window { .. } => {
                 if let Some(query) = op.query() {
                     store.query_episodes(&query).await?;

@@ -14,10 +14,13 @@ use memory_storage_cached::{CachePart, CacheSettings, CachedStorage, CachedStora
 use memory_storage_turso::{StatementCacheStats, TursoConfig, TursoStorage};
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{self, AgentWorkload};
+use crate::agent::{self, AgentOp, AgentWorkload};
 use crate::curves::{self, CurvePoint};
 use crate::raw::Raw;
 use crate::replay::{self, Timings};
+
+/// The agent workload's seed in the standard run.
+pub const AGENT_SEED: u64 = 42;
 
 /// How big a run is and where it runs.
 #[derive(Clone, Debug)]
@@ -34,6 +37,11 @@ pub struct RunOptions {
     pub cache: CacheSettings,
     /// Whether the store keeps prepared statements per connection.
     pub statement_cache: bool,
+    /// Also run the queries of [`crate::measure::extra_shapes`] once (a gate weakening).
+    pub extra_shapes: bool,
+    /// Bytes live on the heap now, when the binary counts its allocations (the
+    /// `memory-bench` binary does): the caches' real memory is what dropping them frees.
+    pub heap_bytes: Option<fn() -> u64>,
 }
 
 impl RunOptions {
@@ -46,6 +54,8 @@ impl RunOptions {
             progress: true,
             cache: CacheSettings::default(),
             statement_cache: true,
+            extra_shapes: false,
+            heap_bytes: None,
         }
     }
 
@@ -99,6 +109,10 @@ pub struct RunResult {
     pub bulk_insert_per_sec: f64,
     /// Episode-cache hit ratio over the counted sessions.
     pub episode_hit_ratio: f64,
+    /// The same without the read-backs (each session reading the episode it has just
+    /// stored, a hit by construction for a write-through cache).
+    #[serde(default)]
+    pub episode_hit_ratio_without_read_backs: f64,
     /// Belady's rule under the same byte budget on the same trace.
     pub episode_hit_ratio_reference: f64,
     /// Query-result cache hit ratio over the counted sessions.
@@ -107,6 +121,10 @@ pub struct RunResult {
     pub query: Latency,
     /// Reads by id in the counted sessions.
     pub get: Latency,
+    /// Cache hits by id with the change check on (as `open_cached` builds the cache), for
+    /// at least [`CACHED_GET_SECS`] s: local runs only.
+    #[serde(default)]
+    pub cached_get: Option<Latency>,
     /// Single stores in the counted sessions.
     pub store: Latency,
     /// Batch stores in the counted sessions.
@@ -118,8 +136,12 @@ pub struct RunResult {
     /// Statements prepared over the whole run (every statement-cache miss prepares one).
     #[serde(default)]
     pub statements_prepared: u64,
-    /// Bytes all caches held at the end.
+    /// Bytes all caches held at the end, as they account them (their weighers).
     pub cache_bytes: u64,
+    /// Heap bytes dropping every cache freed at the end (values and index included), when
+    /// the binary counts allocations.
+    #[serde(default)]
+    pub cache_heap_bytes: Option<u64>,
     /// The configured cache budget.
     pub cache_budget_bytes: u64,
     /// Entries evicted for room per 1,000 cache lookups in the counted sessions.
@@ -139,13 +161,14 @@ pub struct RunResult {
 /// local file of its own with the same data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RawComparison {
-    /// Raw: one transaction and reused prepared inserts per batch of 100, episodes/s.
+    /// Raw: one transaction and reused prepared inserts per batch of 100, episodes/s,
+    /// loaded in the same loop as the store (batches alternating).
     pub raw_bulk_insert_per_sec: f64,
     /// Raw: a reused prepared lookup by id plus decoding, p50 in µs.
     pub raw_get_p50_us: f64,
     /// The store without its cache, the same lookups, p50 in µs.
     pub store_get_p50_us: f64,
-    /// The cached store, the same lookups once cached, p50 in µs.
+    /// The cached store (change check on), the same lookups once cached, p50 in µs.
     pub cached_get_p50_us: f64,
     /// The three lookups' latency distributions.
     #[serde(default)]
@@ -170,47 +193,63 @@ const QUANTILES: [f64; 15] = [
     0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999,
 ];
 
-/// Stores the data set's episodes `0..history` with `insert`, in batches of 100, and
-/// returns the seconds spent in `insert` alone (not in building the episodes).
-async fn timed_load(
+/// Stores the data set's episodes `0..history` in batches of 100 in `store` and, when
+/// given, in `raw` (its own file with the same schema), alternating which goes first from
+/// batch to batch so that a slow moment of the machine lands on both; returns the seconds
+/// spent in each side's calls alone (not in building the episodes).
+async fn interleaved_load(
     history: u64,
     progress: &ProgressBar,
-    mut insert: impl AsyncFnMut(&[Episode]) -> anyhow::Result<()>,
-) -> anyhow::Result<f64> {
-    let mut secs = 0.0;
+    store: &TursoStorage,
+    raw: Option<&Raw>,
+) -> anyhow::Result<(f64, f64)> {
+    let (mut store_secs, mut raw_secs) = (0.0, 0.0);
     let mut batch: Vec<Episode> = Vec::with_capacity(100);
+    let mut batches = 0u64;
     for n in 0..history {
         batch.push(agent::episode(n, 0));
         if batch.len() == 100 || n + 1 == history {
-            let started = Instant::now();
-            insert(&batch).await?;
-            secs += started.elapsed().as_secs_f64();
+            for side in 0..2 {
+                let raw_turn = (side + batches) % 2 == 1;
+                let started = Instant::now();
+                match (raw_turn, raw) {
+                    (false, _) => {
+                        store
+                            .store_episodes(&batch)
+                            .await
+                            .context("loading the data set")?;
+                        store_secs += started.elapsed().as_secs_f64();
+                    }
+                    (true, Some(raw)) => {
+                        raw.insert_episodes(&batch).await?;
+                        raw_secs += started.elapsed().as_secs_f64();
+                    }
+                    (true, None) => {}
+                }
+            }
+            batches += 1;
             batch.clear();
             progress.set_position(n + 1);
         }
     }
-    Ok(secs)
+    Ok((store_secs, raw_secs))
 }
 
 /// Lookups timed per side of the raw comparison.
 const RAW_GETS: usize = 5_000;
 
-/// Loads the same data set with [`Raw`] into a second file and times the same lookups on
-/// both files, raw, through the bare store and through a cache.
+/// Seconds of cache hits timed with the change check on: long enough to cross the default
+/// change-check interval (100 ms) many times.
+pub const CACHED_GET_SECS: f64 = 1.0;
+
+/// Times the same lookups raw, through the bare store and (once cached) through a cache
+/// with the change check on; the cache's hits are timed for [`CACHED_GET_SECS`].
 async fn raw_comparison(
-    dir: &std::path::Path,
+    raw: &Raw,
     store: &TursoStorage,
     history: u64,
     settings: &CacheSettings,
-) -> anyhow::Result<RawComparison> {
-    let path = dir.join("raw.db");
-    // The store creates the schema; raw libsql then writes and reads its tables directly.
-    drop(TursoStorage::open(TursoConfig::local(&path)).await?);
-    let raw = Raw::local(&path).await?;
-    let insert_secs = timed_load(history, &ProgressBar::hidden(), async |batch| {
-        raw.insert_episodes(batch).await
-    })
-    .await?;
+) -> anyhow::Result<(RawComparison, Latency)> {
     let ids: Vec<_> = (0..RAW_GETS as u64)
         .map(|i| agent::id_of(crate::scatter(i, history)))
         .collect();
@@ -227,19 +266,23 @@ async fn raw_comparison(
         replay::get_existing(store, *id).await?;
         store_h.record(nanos(started))?;
     }
-    let cached = memory_storage_cached::layer(store.clone(), settings, None)?;
+    // As `open_cached` builds it: the store is the cache's change signal.
+    let cached = store.cached(settings).context("cache settings")?;
     for id in &ids {
-        replay::get_existing(cached.as_ref(), *id).await?;
+        replay::get_existing(&cached, *id).await?;
     }
     let mut cached_h = Histogram::<u64>::new(3)?;
-    for id in &ids {
-        let started = Instant::now();
-        replay::get_existing(cached.as_ref(), *id).await?;
-        cached_h.record(nanos(started))?;
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < CACHED_GET_SECS {
+        for id in &ids {
+            let call = Instant::now();
+            replay::get_existing(&cached, *id).await?;
+            cached_h.record(nanos(call))?;
+        }
     }
     let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
-    Ok(RawComparison {
-        raw_bulk_insert_per_sec: history as f64 / insert_secs.max(f64::EPSILON),
+    let comparison = RawComparison {
+        raw_bulk_insert_per_sec: 0.0,
         raw_get_p50_us: us(&raw_h, 0.5),
         store_get_p50_us: us(&store_h, 0.5),
         cached_get_p50_us: us(&cached_h, 0.5),
@@ -252,7 +295,8 @@ async fn raw_comparison(
                 cached_us: us(&cached_h, q),
             })
             .collect(),
-    })
+    };
+    Ok((comparison, Latency::of(&cached_h)))
 }
 
 /// Nanoseconds since `started`, at least 1 (a histogram takes no zero).
@@ -276,9 +320,12 @@ fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// How much a counter grew between two snapshots.
-pub fn delta(after: u64, before: u64) -> u64 {
-    after.saturating_sub(before)
+/// How much a counter grew between two snapshots; a counter that went back is an error
+/// (a figure built on it would be impossible), never a zero.
+pub fn delta(after: u64, before: u64) -> anyhow::Result<u64> {
+    after
+        .checked_sub(before)
+        .with_context(|| format!("a counter went back from {before} to {after}"))
 }
 
 /// `hits / (hits + misses)`, or 0 with no lookups.
@@ -308,16 +355,26 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let store = TursoStorage::open(config)
         .await
         .context("opening the store")?;
+    // Raw libsql beside a local store, on a file of its own (the store creates the schema;
+    // raw libsql then writes and reads its tables directly).
+    let raw = match options.remote {
+        Some(_) => None,
+        None => {
+            let path = dir.path().join("raw.db");
+            drop(TursoStorage::open(TursoConfig::local(&path)).await?);
+            Some(Raw::local(&path).await?)
+        }
+    };
 
     let loading = bar(options.progress, options.history, "loading");
-    let load_secs = timed_load(options.history, &loading, async |batch| {
-        store
-            .store_episodes(batch)
-            .await
-            .context("loading the data set")
-    })
-    .await?;
+    let (load_secs, raw_load_secs) =
+        interleaved_load(options.history, &loading, &store, raw.as_ref()).await?;
     loading.finish_and_clear();
+    if options.extra_shapes {
+        for query in crate::measure::extra_shapes() {
+            store.query_episodes(&query).await?;
+        }
+    }
 
     // The workload through the cached store, as `open_cached` builds it.
     let settings = &options.cache;
@@ -326,46 +383,88 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         true => Some(store.cached(settings).context("cache settings")?),
         false => None,
     };
-    let target: &dyn StorageBackend = match &cached {
-        Some(cached) => cached,
-        None => &store,
-    };
-    let stats = || {
-        cached
-            .as_ref()
-            .map(CachedStorage::stats)
-            .unwrap_or_default()
-    };
-    let workload = AgentWorkload::new(options.history, 42);
+    let workload = AgentWorkload::new(options.history, AGENT_SEED);
     let ops = workload.sessions(2 * options.sessions);
     let warm = workload.sessions(options.sessions).len();
     let running = bar(options.progress, ops.len() as u64, "sessions");
-    let mut warmup = Timings::new()?;
-    for chunk in ops[..warm].chunks(1_000) {
-        replay::run_agent_timed(target, chunk, &mut warmup).await?;
-        running.inc(chunk.len() as u64);
-    }
-    let before = stats();
-    let mut timings = Timings::new()?;
-    for chunk in ops[warm..].chunks(1_000) {
-        replay::run_agent_timed(target, chunk, &mut timings).await?;
-        running.inc(chunk.len() as u64);
-    }
-    let after = stats();
+    let counted = {
+        let target: &dyn StorageBackend = match &cached {
+            Some(cached) => cached,
+            None => &store,
+        };
+        let stats = || {
+            cached
+                .as_ref()
+                .map(CachedStorage::stats)
+                .unwrap_or_default()
+        };
+        let mut warmup = Timings::new()?;
+        for chunk in ops[..warm].chunks(1_000) {
+            replay::run_agent_timed(target, chunk, &mut warmup).await?;
+            running.inc(chunk.len() as u64);
+        }
+        let before = stats();
+        let mut timings = Timings::new()?;
+        // Read-backs one at a time, their hits and misses counted apart (outside the timing).
+        let (mut read_back_hits, mut read_back_misses) = (0, 0);
+        for chunk in ops[warm..].chunks(1_000) {
+            for run in chunk.split_inclusive(|op| matches!(op, AgentOp::ReadBack(_))) {
+                let Some((last, rest)) = run.split_last() else {
+                    continue;
+                };
+                replay::run_agent_timed(target, rest, &mut timings).await?;
+                if matches!(last, AgentOp::ReadBack(_)) {
+                    let ahead = stats().episodes;
+                    replay::run_agent_timed(target, std::slice::from_ref(last), &mut timings)
+                        .await?;
+                    let behind = stats().episodes;
+                    read_back_hits += delta(behind.hits, ahead.hits)?;
+                    read_back_misses += delta(behind.misses, ahead.misses)?;
+                } else {
+                    replay::run_agent_timed(target, std::slice::from_ref(last), &mut timings)
+                        .await?;
+                }
+            }
+            running.inc(chunk.len() as u64);
+        }
+        Counted {
+            before,
+            after: stats(),
+            timings,
+            read_back_hits,
+            read_back_misses,
+        }
+    };
     running.finish_and_clear();
+    let (before, after) = (&counted.before, &counted.after);
+    // What the caches really hold: the heap bytes that dropping them frees.
+    let cache_heap_bytes = match (options.heap_bytes, cached) {
+        (Some(heap), Some(cached)) => {
+            let live = heap();
+            drop(cached);
+            Some(live.checked_sub(heap()).context(
+                "the heap grew while the caches were dropped: their size cannot be measured",
+            )?)
+        }
+        _ => None,
+    };
 
-    let raw = match options.remote {
-        Some(_) => None,
-        None => {
+    let (raw, cached_get) = match &raw {
+        None => (None, None),
+        Some(raw) => {
             let comparing = bar(options.progress, 1, "raw libsql");
-            let comparison = raw_comparison(dir.path(), &store, options.history, settings).await?;
+            let (mut comparison, cached_get) =
+                raw_comparison(raw, &store, options.history, settings).await?;
+            comparison.raw_bulk_insert_per_sec =
+                options.history as f64 / raw_load_secs.max(f64::EPSILON);
             comparing.finish_and_clear();
-            Some(comparison)
+            (Some(comparison), Some(cached_get))
         }
     };
 
     let overhead = CacheConfig::new(1).entry_overhead;
     let events = AgentWorkload::events(&ops, overhead);
+    let read_backs = AgentWorkload::read_back_flags(&ops);
     let warm_events = AgentWorkload::event_count(&ops[..warm]);
     let episode_budget = settings.part_bytes(CachePart::Episodes);
     let reference = belady::replay_events(&events, episode_budget, warm_events).hit_ratio();
@@ -377,7 +476,8 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         shares.sort_by(f64::total_cmp);
     }
     let curving = bar(options.progress, 1, "hit curves");
-    let hit_ratio_curve = curves::hit_ratio_curves(&events, warm_events, overhead, &shares);
+    let hit_ratio_curve =
+        curves::hit_ratio_curves(&events, warm_events, overhead, &shares, &read_backs);
     curving.finish_and_clear();
     let statements = store.statement_stats();
     let lookups = |s: &CachedStorageStats| {
@@ -386,29 +486,34 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
     // Capacity evictions include the candidates the admission policy turned away.
     let evicted =
         |s: &CachedStorageStats| s.episodes.evicted_capacity + s.episode_queries.evicted_capacity;
-    let counted_lookups = delta(lookups(&after), lookups(&before));
+    let counted_lookups = delta(lookups(after), lookups(before))?;
     let bytes = after.episodes.weight
         + after.patterns.weight
         + after.heuristics.weight
         + after.episode_queries.weight
         + after.pattern_queries.weight;
+    let episode_hits = delta(after.episodes.hits, before.episodes.hits)?;
+    let episode_misses = delta(after.episodes.misses, before.episodes.misses)?;
+    let timings = &counted.timings;
     Ok(RunResult {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         location: location.to_string(),
         history: options.history,
         sessions: options.sessions,
         bulk_insert_per_sec: options.history as f64 / load_secs.max(f64::EPSILON),
-        episode_hit_ratio: ratio(
-            delta(after.episodes.hits, before.episodes.hits),
-            delta(after.episodes.misses, before.episodes.misses),
+        episode_hit_ratio: ratio(episode_hits, episode_misses),
+        episode_hit_ratio_without_read_backs: ratio(
+            delta(episode_hits, counted.read_back_hits)?,
+            delta(episode_misses, counted.read_back_misses)?,
         ),
         episode_hit_ratio_reference: reference,
         query_hit_ratio: ratio(
-            delta(after.episode_queries.hits, before.episode_queries.hits),
-            delta(after.episode_queries.misses, before.episode_queries.misses),
+            delta(after.episode_queries.hits, before.episode_queries.hits)?,
+            delta(after.episode_queries.misses, before.episode_queries.misses)?,
         ),
         query: Latency::of(&timings.query),
         get: Latency::of(&timings.get),
+        cached_get,
         store: Latency::of(&timings.store),
         store_batch: Latency::of(&timings.store_batch),
         statement_prepare_us: if statements.misses == 0 {
@@ -419,14 +524,24 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         statement_hit_ratio: statements.hit_ratio(),
         statements_prepared: statements.misses,
         cache_bytes: bytes,
+        cache_heap_bytes,
         cache_budget_bytes: settings.budget_bytes,
         evictions_per_1000_lookups: if counted_lookups == 0 {
             0.0
         } else {
-            delta(evicted(&after), evicted(&before)) as f64 * 1_000.0 / counted_lookups as f64
+            delta(evicted(after), evicted(before))? as f64 * 1_000.0 / counted_lookups as f64
         },
         raw,
         hit_ratio_curve,
         episode_budget_share,
     })
+}
+
+/// What the counted sessions measured.
+struct Counted {
+    before: CachedStorageStats,
+    after: CachedStorageStats,
+    timings: Timings,
+    read_back_hits: u64,
+    read_back_misses: u64,
 }

@@ -167,8 +167,9 @@ where
                     .capacity(config.max_entries.min(1 << 16))
                     .hasher(foldhash::fast::FixedState::default())
                     // Each reclamation batch costs a process-wide memory barrier (an
-                    // interrupt on every core): retire in large batches.
-                    .collector(seize::Collector::new().batch_size(RETIRE_BATCH))
+                    // interrupt on every core); what waits in a batch is memory the
+                    // weights no longer count: the config weighs one against the other.
+                    .collector(seize::Collector::new().batch_size(config.retire_batch))
                     .build(),
                 shards: slots,
                 hasher: foldhash::fast::FixedState::default(),
@@ -188,9 +189,6 @@ where
         })
     }
 }
-
-/// Replaced or removed entries a thread retires before the index reclaims them together.
-const RETIRE_BATCH: usize = 512;
 
 /// Shard `i`'s part of `total` split `parts` ways, the remainder going to the first shards.
 fn share(total: u64, parts: usize, i: usize) -> u64 {

@@ -42,6 +42,11 @@ pub struct CacheConfig {
     pub shards: Option<usize>,
     /// Share of each shard's capacity given to the admission window, in percent (1–50).
     pub window_percent: u8,
+    /// Replaced or removed entries each thread keeps before the index frees them together
+    /// (1–4096). Each batch costs a process-wide memory barrier, so large batches are
+    /// cheaper; but until freed, up to this many values per thread hold memory the budget
+    /// no longer counts: caches of large values want small batches.
+    pub retire_batch: usize,
 }
 
 /// Bounds of the adaptive idle time.
@@ -70,6 +75,7 @@ impl CacheConfig {
             negative_ttl: None,
             shards: None,
             window_percent: 1,
+            retire_batch: 512,
         }
     }
 
@@ -101,6 +107,13 @@ impl CacheConfig {
     /// Remembers "not found" for `ttl`.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Sets how many replaced or removed entries a thread keeps before they are freed
+    /// together (see [`retire_batch`](Self::retire_batch)).
+    pub fn retire_batch(mut self, entries: usize) -> Self {
+        self.retire_batch = entries;
         self
     }
 
@@ -148,6 +161,9 @@ impl CacheConfig {
         }
         if !(1..=50).contains(&self.window_percent) {
             return bad("window_percent", "must be from 1 to 50");
+        }
+        if !(1..=4096).contains(&self.retire_batch) {
+            return bad("retire_batch", "must be from 1 to 4096");
         }
         Ok(())
     }

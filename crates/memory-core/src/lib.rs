@@ -38,6 +38,7 @@ mod entity;
 mod episode;
 mod error;
 mod finish;
+pub mod heap;
 mod heuristic;
 mod ids;
 mod json_text;

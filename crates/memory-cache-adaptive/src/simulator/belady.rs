@@ -58,6 +58,32 @@ pub fn replay_events(events: &[Event], budget: u64, measure_from: usize) -> Repl
     replay_with(events, budget, |i| (i >= measure_from).then_some(false))
 }
 
+/// [`replay_events`], counting apart the reads marked in `aside` (same length as
+/// `events`): they count in `hits`/`requests` and are left out of
+/// `core_hits`/`core_requests`, so that [`ReplayResult::core_hit_ratio`] is the hit ratio
+/// without them.
+///
+/// ```
+/// use memory_cache_adaptive::simulator::belady::{Event, replay_events_aside};
+///
+/// let read = |key| Event { key, weight: 1, write: false };
+/// let events = [read(1), read(1), read(2), read(2)];
+/// // The second read of key 2 is set aside: 2 hits of 4 reads, 1 of 3 without it.
+/// let result = replay_events_aside(&events, 2, 0, &[false, false, false, true]);
+/// assert_eq!((result.hits, result.requests), (2, 4));
+/// assert_eq!((result.core_hits, result.core_requests), (1, 3));
+/// ```
+pub fn replay_events_aside(
+    events: &[Event],
+    budget: u64,
+    measure_from: usize,
+    aside: &[bool],
+) -> ReplayResult {
+    replay_with(events, budget, |i| {
+        (i >= measure_from).then(|| aside.get(i).copied().unwrap_or(false))
+    })
+}
+
 /// `classify(i)`: `None` if read `i` is not counted, else whether it is a scan request.
 fn replay_with(
     events: &[Event],
