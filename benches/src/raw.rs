@@ -12,6 +12,12 @@ use memory_core::{Episode, EpisodeId};
 use memory_storage_turso::TursoConfig;
 use memory_storage_turso::testing::{decode_payload, encode_payload};
 
+/// The prepared statements of [`Raw::query_with`].
+pub struct QueryStatements {
+    newest: Statement,
+    since: Statement,
+}
+
 /// Raw libsql on one connection, no pool and no statement cache of ours.
 pub struct Raw {
     _db: Database,
@@ -134,6 +140,65 @@ impl Raw {
             let bytes: Vec<u8> = row.get(1)?;
             let episode: Episode = decode_payload(encoding, &bytes, format_args!("episode"))?;
             Ok(Arc::new(episode))
+        }
+        .await;
+        stmt.reset();
+        result
+    }
+
+    /// The two statements a raw domain query uses: the store's own SQL for the newest of a
+    /// domain, and for the newest of a domain since a time (so both sides run one plan).
+    pub async fn query_statements(&self) -> anyhow::Result<QueryStatements> {
+        const SELECT: &str = "SELECT e.id, e.encoding, e.payload FROM episodes e WHERE 1 = 1";
+        const ORDER: &str = " ORDER BY e.start_time DESC, e.id DESC LIMIT ?";
+        Ok(QueryStatements {
+            newest: self
+                .conn
+                .prepare(&format!("{SELECT} AND e.domain = ?{ORDER}"))
+                .await?,
+            since: self
+                .conn
+                .prepare(&format!(
+                    "{SELECT} AND e.start_time >= ? AND e.domain = ?{ORDER}"
+                ))
+                .await?,
+        })
+    }
+
+    /// Runs `query` (a domain, optionally a start time, and a limit: the agent workload's
+    /// shapes) with `stmts`, asking one row more than the limit as the store does and
+    /// decoding every row.
+    pub async fn query_with(
+        &self,
+        stmts: &QueryStatements,
+        query: &memory_core::EpisodeQuery,
+    ) -> anyhow::Result<Vec<Arc<Episode>>> {
+        let domain = query.domain.clone().context("a raw query needs a domain")?;
+        let limit = query.limit as i64 + 1;
+        let (stmt, params): (&Statement, Vec<Value>) = match query.since {
+            None => (
+                &stmts.newest,
+                vec![Value::Text(domain), Value::Integer(limit)],
+            ),
+            Some(since) => (
+                &stmts.since,
+                vec![
+                    Value::Integer(since.as_micros()),
+                    Value::Text(domain),
+                    Value::Integer(limit),
+                ],
+            ),
+        };
+        let result = async {
+            let mut rows = stmt.query(params).await?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().await? {
+                let encoding: i64 = row.get(1)?;
+                let bytes: Vec<u8> = row.get(2)?;
+                let episode: Episode = decode_payload(encoding, &bytes, format_args!("episode"))?;
+                out.push(Arc::new(episode));
+            }
+            anyhow::Ok(out)
         }
         .await;
         stmt.reset();
