@@ -71,6 +71,10 @@ const PASSING: &[&str] = &[
     "timed out",
     "timeout",
     "stream expired",
+    // sqld 0.24: `{"message":"The stream has expired due to inactivity","code":"STREAM_EXPIRED"}`
+    // for a pooled connection idle longer than the server keeps its stream.
+    "stream has expired",
+    "stream_expired",
     "stream not found",
     "baton",
     "sqlite_interrupt",
@@ -150,6 +154,13 @@ mod tests {
         assert_eq!(
             kind_of_message("the stream expired: its baton is unknown"),
             ErrorKind::Transient
+        );
+        assert_eq!(
+            kind_of_message(
+                r#"status=400 Bad Request, body={"message":"The stream has expired due to inactivity","code":"STREAM_EXPIRED"}"#
+            ),
+            ErrorKind::Transient,
+            "sqld's answer to a connection idle too long"
         );
         assert_eq!(
             kind_of_message("something nobody has seen before"),

@@ -240,6 +240,25 @@ async fn the_token_never_shows() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// sqld expires a stream left idle for about ten seconds; a pooled connection (and its
+/// cached statements) idle longer must be replaced by the read's retry, not fail the read.
+/// Found by the `cached_storage` bench: criterion's warm-up of the sqld get came after the
+/// local benches had left the connection idle ("The stream has expired due to inactivity").
+#[tokio::test]
+async fn a_connection_idle_past_the_servers_stream_expiry_is_replaced() -> anyhow::Result<()> {
+    let server = support::Sqld::start().await?;
+    let store = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    let episode = samples::episode(1);
+    store.store_episode(&episode).await?;
+    assert!(store.get_episode(episode.id).await?.is_some());
+    tokio::time::sleep(std::time::Duration::from_secs(16)).await;
+    let again = store.get_episode(episode.id).await?;
+    assert_eq!(again.as_deref(), Some(&episode));
+    store.store_episode(&samples::episode(2)).await?;
+    assert_eq!(store.count_episodes().await?, 2);
+    Ok(())
+}
+
 #[tokio::test]
 async fn plain_payloads_below_the_threshold() -> anyhow::Result<()> {
     let bytes = codec::encode(&samples::heuristic(1))?;
