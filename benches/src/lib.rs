@@ -31,6 +31,7 @@ pub mod figures;
 pub mod gate;
 pub mod instructions;
 pub mod measure;
+pub mod phases;
 pub mod plots;
 pub mod raw;
 pub mod replay;

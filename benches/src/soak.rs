@@ -9,13 +9,16 @@
 //!   it began that belongs in its range.
 //!
 //! At the end a fresh, uncached store must hold exactly the acknowledged writes (nothing
-//! lost, nothing duplicated). Throughput and p99 come from the store's Prometheus metrics.
+//! lost, nothing duplicated). Latencies are timed around each call (and checked against the
+//! call counts of the store's Prometheus metrics); the phases inside the stores come from
+//! their trace spans ([`phases`](crate::phases)).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use hdrhistogram::Histogram;
 use memory_core::testing::typical::TYPICAL_DOMAINS;
 use memory_core::{Episode, EpisodeId, EpisodeQuery, StorageBackend};
 use memory_metrics::{Instrumented, OperationMetrics};
@@ -26,7 +29,7 @@ use prometheus::Registry;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use crate::agent;
+use crate::{agent, phases};
 
 /// How long and how wide a soak runs.
 #[derive(Clone, Debug)]
@@ -39,15 +42,52 @@ pub struct SoakOptions {
     pub seed: u64,
 }
 
-/// One operation's figures from the metrics.
+/// One operation's latencies, timed by the soak around each call (HDR histogram, 3
+/// significant digits), or one phase's from the stores' phase spans.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OperationFigures {
-    /// The operation (`get_episode`, `store_episodes`, ...).
+    /// The operation (`get_episode`, `store_episodes`, ...) or phase (`read_checkout`, ...).
     pub operation: String,
     /// Calls completed.
     pub calls: u64,
-    /// The upper bound of the latency bucket holding the 99th percentile, in seconds.
+    /// Median, in seconds.
+    pub p50_seconds: f64,
+    /// 99th percentile, in seconds.
     pub p99_seconds: f64,
+    /// 99.9th percentile, in seconds.
+    pub p999_seconds: f64,
+    /// The slowest, in seconds.
+    pub max_seconds: f64,
+}
+
+impl OperationFigures {
+    fn of(operation: &str, h: &Histogram<u64>) -> Self {
+        let secs = |nanos: u64| nanos as f64 / 1e9;
+        OperationFigures {
+            operation: operation.to_string(),
+            calls: h.len(),
+            p50_seconds: secs(h.value_at_quantile(0.5)),
+            p99_seconds: secs(h.value_at_quantile(0.99)),
+            p999_seconds: secs(h.value_at_quantile(0.999)),
+            max_seconds: secs(h.max()),
+        }
+    }
+}
+
+impl std::fmt::Display for OperationFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |s: f64| s * 1_000.0;
+        write!(
+            f,
+            "{:<18} {:>8} calls  p50 {:>8.3} ms  p99 {:>8.3} ms  p99.9 {:>8.3} ms  max {:>8.3} ms",
+            self.operation,
+            self.calls,
+            ms(self.p50_seconds),
+            ms(self.p99_seconds),
+            ms(self.p999_seconds),
+            ms(self.max_seconds)
+        )
+    }
 }
 
 /// What a soak did and found.
@@ -62,8 +102,10 @@ pub struct SoakReport {
     /// Reads during the run checked against the acknowledged writes (any task's episode, at
     /// least the revision acknowledged before the read began).
     pub reads_checked: u64,
-    /// Per operation, from the metrics.
+    /// Per operation, timed around each call.
     pub by_operation: Vec<OperationFigures>,
+    /// Per phase inside the stores (empty if another tracing subscriber was installed).
+    pub phases: Vec<OperationFigures>,
     /// The episode cache's hits and misses over the run.
     pub episode_hits: u64,
     /// See `episode_hits`.
@@ -91,14 +133,13 @@ impl std::fmt::Display for SoakReport {
             self.episode_hits, self.episode_misses, self.foreign_flushes
         )?;
         for op in &self.by_operation {
-            writeln!(
-                f,
-                "  {:<18} {:>8} calls  {:>8.0}/s  p99 <= {:.2} ms",
-                op.operation,
-                op.calls,
-                op.calls as f64 / secs,
-                op.p99_seconds * 1_000.0
-            )?;
+            writeln!(f, "  {op}  {:>6.0}/s", op.calls as f64 / secs)?;
+        }
+        if !self.phases.is_empty() {
+            writeln!(f, "  phases (each span, creation to close):")?;
+        }
+        for phase in &self.phases {
+            writeln!(f, "    {phase}")?;
         }
         Ok(())
     }
@@ -191,6 +232,7 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         &metrics,
     ));
     let oracle: Arc<Mutex<Oracle>> = Arc::default();
+    let breakdown = phases::start();
     let deadline = Instant::now() + options.duration;
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -202,10 +244,25 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         }));
     }
     let mut reads_checked = 0;
+    let mut latencies = Latencies::new();
     for handle in handles {
-        reads_checked += handle.await.context("a soak task panicked")??;
+        let (checked, timed) = handle.await.context("a soak task panicked")??;
+        reads_checked += checked;
+        for (op, h) in timed {
+            match latencies.get_mut(op) {
+                Some(all) => all.add(&h).context("merging latency histograms")?,
+                None => {
+                    latencies.insert(op, h);
+                }
+            }
+        }
     }
     let elapsed = started.elapsed();
+    let recorded = if breakdown {
+        phases::take()
+    } else {
+        Default::default()
+    };
     let cache = store.cached_stats();
 
     let expected = oracle.lock().last();
@@ -224,10 +281,29 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
             None => bail!("episode {n}: acknowledged (revision {revision}) but missing"),
         }
     }
-    let by_operation = figures(&registry)?;
+    let counted = counted_calls(&registry)?;
+    let mut by_operation: Vec<_> = latencies
+        .iter()
+        .map(|(op, h)| OperationFigures::of(op, h))
+        .collect();
+    by_operation.sort_by_key(|o| std::cmp::Reverse(o.calls));
+    for op in &by_operation {
+        let metered = counted.get(op.operation.as_str()).copied().unwrap_or(0);
+        ensure!(
+            metered == op.calls,
+            "{}: the metrics counted {metered} calls, the soak timed {}",
+            op.operation,
+            op.calls
+        );
+    }
+    let phases = recorded
+        .iter()
+        .map(|(name, h)| OperationFigures::of(name, h))
+        .collect();
     Ok(SoakReport {
         elapsed,
         operations: by_operation.iter().map(|o| o.calls).sum(),
+        phases,
         episodes_checked: expected.len(),
         reads_checked,
         by_operation,
@@ -244,7 +320,8 @@ async fn run_task(
     task: u64,
     seed: u64,
     deadline: Instant,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Latencies)> {
+    let mut latencies = Latencies::new();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let base = (task + 1) * TASK_SPAN;
     // This task's episodes and their last acknowledged revisions (only it writes them).
@@ -261,7 +338,9 @@ async fn run_task(
                 (n, oracle.acked_before(n, oracle.seq).unwrap_or_default())
             };
             let id = agent::episode(n, 0).id;
+            let began = Instant::now();
             let got = store.get_episode(id).await?;
+            record(&mut latencies, "get_episode", began)?;
             let ceiling = oracle.lock().started.get(&n).copied().unwrap_or(floor);
             match got {
                 Some(got) if at_revision(&got, n, floor, ceiling) => reads_checked += 1,
@@ -271,9 +350,11 @@ async fn run_task(
         } else if roll < 55 {
             let domain = TYPICAL_DOMAINS[rng.random_range(0..TYPICAL_DOMAINS.len())];
             let began = oracle.lock().seq;
+            let timed = Instant::now();
             let page = store
                 .query_episodes(&EpisodeQuery::new().domain(domain).limit(PAGE))
                 .await?;
+            record(&mut latencies, "query_episodes", timed)?;
             check_page(&oracle.lock(), task, domain, began, &page.items)?;
         } else if roll < 85 {
             let revise = !mine.is_empty() && rng.random_bool(0.3);
@@ -286,7 +367,9 @@ async fn run_task(
             };
             let episode = agent::episode(n, revision);
             oracle.lock().begin(n, revision, &episode);
+            let began = Instant::now();
             store.store_episode(&episode).await?;
+            record(&mut latencies, "store_episode", began)?;
             oracle.lock().acknowledge(n, revision, &episode);
             match mine.iter_mut().find(|(m, _)| *m == n) {
                 Some(entry) => entry.1 = revision,
@@ -301,7 +384,9 @@ async fn run_task(
                     oracle.begin(n, 0, e);
                 }
             }
+            let began = Instant::now();
             store.store_episodes(&batch).await?;
+            record(&mut latencies, "store_episodes", began)?;
             let mut oracle = oracle.lock();
             for (n, e) in (next..).zip(&batch) {
                 oracle.acknowledge(n, 0, e);
@@ -310,7 +395,24 @@ async fn run_task(
             next += size;
         }
     }
-    Ok(reads_checked)
+    Ok((reads_checked, latencies))
+}
+
+/// Per operation, latencies in nanoseconds.
+type Latencies = BTreeMap<&'static str, Histogram<u64>>;
+
+fn record(latencies: &mut Latencies, op: &'static str, began: Instant) -> anyhow::Result<()> {
+    let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    if !latencies.contains_key(op) {
+        latencies.insert(
+            op,
+            Histogram::new_with_bounds(1, 600_000_000_000, 3).context("a histogram")?,
+        );
+    }
+    if let Some(h) = latencies.get_mut(op) {
+        h.saturating_record(nanos.max(1));
+    }
+    Ok(())
 }
 
 /// A page of `domain` read by a query that began at sequence number `began`: every item of
@@ -360,9 +462,10 @@ fn check_page(
     Ok(())
 }
 
-/// Calls and p99 per operation from the latency histogram; fails if any operation failed.
-fn figures(registry: &Registry) -> anyhow::Result<Vec<OperationFigures>> {
-    let mut out = Vec::new();
+/// Calls per operation (successful ones) as the metrics counted them; fails if any operation
+/// failed.
+fn counted_calls(registry: &Registry) -> anyhow::Result<HashMap<String, u64>> {
+    let mut out = HashMap::new();
     for family in registry.gather() {
         match family.name() {
             "memory_operation_errors_total" => {
@@ -383,24 +486,14 @@ fn figures(registry: &Registry) -> anyhow::Result<Vec<OperationFigures>> {
                             .map(|l| l.value().to_string())
                             .unwrap_or_default()
                     };
-                    let histogram = metric.get_histogram();
-                    let calls = histogram.get_sample_count();
-                    let target = (calls as f64 * 0.99).ceil() as u64;
-                    let p99_seconds = histogram
-                        .get_bucket()
-                        .iter()
-                        .find(|b| b.cumulative_count() >= target)
-                        .map_or(f64::INFINITY, |b| b.upper_bound());
-                    out.push(OperationFigures {
-                        operation: format!("{} ({})", label("operation"), label("outcome")),
-                        calls,
-                        p99_seconds,
-                    });
+                    if label("outcome") == "ok" {
+                        *out.entry(label("operation")).or_default() +=
+                            metric.get_histogram().get_sample_count();
+                    }
                 }
             }
             _ => {}
         }
     }
-    out.sort_by_key(|o| std::cmp::Reverse(o.calls));
     Ok(out)
 }

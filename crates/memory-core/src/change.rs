@@ -66,6 +66,50 @@ pub trait ChangeSignal: Send + Sync {
     /// The store's current write position, read from the store itself: every write that
     /// committed before this call started has a position at or below the answer.
     async fn change_position(&self) -> Result<u64>;
+
+    /// Whether every write of this store that [`report_write`]s (or [`Recorder::record`]s) a
+    /// position has done so before any [`change_position`](Self::change_position) can answer
+    /// that position or a later one. A cache can then compare positions as soon as it read
+    /// one, without first waiting for its own writes in flight
+    /// ([`OwnWrites::settle`]); `false` makes it wait.
+    fn reports_before_visible(&self) -> bool;
+}
+
+/// Where a write reports its position from another thread than its caller's task: taken
+/// with [`recorder`] inside the write's [`OwnWrites::recording`] scope.
+#[derive(Clone)]
+pub struct Recorder(Arc<OwnWrites>);
+
+impl Recorder {
+    /// Records `position` as the own write of the cache the recorder was taken for.
+    pub fn record(&self, position: u64) {
+        self.0.record(position);
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Recorder").finish_non_exhaustive()
+    }
+}
+
+/// The recorder of the cache whose [`OwnWrites::recording`] scope this runs in, if any: for
+/// a store that commits on a thread of its own and reports from there.
+///
+/// ```
+/// use std::sync::Arc;
+/// use memory_core::change::{OwnWrites, recorder};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let own = Arc::new(OwnWrites::new());
+/// assert!(recorder().is_none());
+/// let taken = own.recording(async { recorder() }).await.unwrap();
+/// std::thread::spawn(move || taken.record(3)).join().unwrap();
+/// assert!(!own.written_elsewhere(2, 3));
+/// # });
+/// ```
+pub fn recorder() -> Option<Recorder> {
+    RECORDING.try_with(|own| Recorder(Arc::clone(own))).ok()
 }
 
 tokio::task_local! {

@@ -177,6 +177,11 @@ impl crate::change::ChangeSignal for InMemoryStorage {
     async fn change_position(&self) -> Result<u64> {
         Ok(self.tables.read().position)
     }
+
+    /// Positions are reported after the write released the tables.
+    fn reports_before_visible(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]

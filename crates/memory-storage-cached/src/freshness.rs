@@ -8,6 +8,15 @@
 //! flushed before that read looks at the cache. Reads that find the interval passed wait
 //! for the one check in progress rather than serving from the cache meanwhile.
 //!
+//! Checks ahead of time: while reads keep coming, a task of the cache's own runs the next
+//! check half an interval after the last one started, so that a read finds the last check
+//! recent and never waits for one. Once a half interval passes without a read the task
+//! ends; the next read then waits for a check as above (and starts the task again). If the
+//! store stops answering, the task's check hangs (up to the store's own timeout): reads
+//! keep serving from the cache until the interval since the last completed check has
+//! passed, then wait for the check in progress like any read that finds it lapsed, and a
+//! failed check flushes (the read then goes to the store, which reports its error).
+//!
 //! Own writes: each runs inside [`OwnWrites::recording`] and is marked in flight from before
 //! it can commit until its position is recorded. A check that read the position waits for
 //! the own writes in flight at that moment ([`OwnWrites::settle`]), so an own write that
@@ -21,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use memory_core::ChangeSignal;
 use memory_core::change::{InFlightWrite, OwnWrites};
+use tracing::Instrument;
 
 /// `verified_at` before the first check.
 const NEVER: u64 = u64::MAX;
@@ -37,6 +47,10 @@ pub(crate) struct Freshness {
     /// The lock makes one check (or starting-position read) run at a time.
     state: tokio::sync::Mutex<State>,
     flushes: AtomicU64,
+    /// A read found the cache fresh since the refresher's last check.
+    read_since_check: AtomicBool,
+    /// The refresher task is running.
+    refreshing: AtomicBool,
 }
 
 #[derive(Default)]
@@ -59,6 +73,8 @@ impl Freshness {
             positioned: AtomicBool::new(false),
             state: tokio::sync::Mutex::new(State::default()),
             flushes: AtomicU64::new(0),
+            read_since_check: AtomicBool::new(false),
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -74,19 +90,46 @@ impl Freshness {
     /// Flushes with `flush` if another writer changed the store since the last check and
     /// the interval has passed. When the signal cannot be read, flushes too (the read then
     /// goes to the store, which reports its own error).
-    pub(crate) async fn ensure(&self, flush: impl FnOnce()) {
+    /// Returns whether the caller should start the refresher (see [`refresh`]).
+    pub(crate) async fn ensure(&self, flush: impl FnOnce()) -> bool {
         let now = self.now();
         if self.recent(now) {
-            return;
+            // Written once per check, not per read: reads on many threads share the line.
+            if !self.read_since_check.load(Ordering::Relaxed) {
+                self.read_since_check.store(true, Ordering::Relaxed);
+            }
+            return false;
         }
+        self.check(Some(now), flush)
+            .instrument(tracing::trace_span!(target: "memory::phase", "change_check_wait"))
+            .await;
+        !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// When the refresher's next check is due: half an interval after the last check
+    /// started (at once if there was none).
+    fn next_due(&self) -> Instant {
+        let verified = self.verified_at.load(Ordering::Acquire);
+        if verified == NEVER {
+            return Instant::now();
+        }
+        self.base + Duration::from_nanos(verified.saturating_add(self.interval / 2))
+    }
+
+    /// One check, the others waiting: for a read that found the last one older than the
+    /// interval at `now` (it returns at once if another check completed meanwhile), or
+    /// for the refresher (`None`: always checks).
+    async fn check(&self, now: Option<u64>, flush: impl FnOnce()) {
         let mut state = self.state.lock().await;
-        if self.recent(now) {
+        if now.is_some_and(|now| self.recent(now)) {
             return;
         }
         let started = self.now();
         match self.signal.change_position().await {
             Ok(current) => {
-                self.own.settle().await;
+                if !self.signal.reports_before_visible() {
+                    self.own.settle().await;
+                }
                 let foreign = match state.position {
                     Some(last) => self.own.written_elsewhere(last, current),
                     // No position yet: nothing was cached unless a failure lost it.
@@ -111,6 +154,37 @@ impl Freshness {
                 self.lose_position(&mut state);
             }
         }
+    }
+
+    /// The refresher: one check every half interval while reads keep coming (see the module
+    /// notes). `flush` drops the caches; the task ends when the cache is gone or idle.
+    pub(crate) async fn refresh<T: Send + Sync + 'static>(
+        owner: std::sync::Weak<T>,
+        freshness: impl Fn(&T) -> Option<&Freshness> + Send,
+        flush: impl Fn(&T) + Send,
+    ) {
+        loop {
+            let due = match owner.upgrade() {
+                Some(owner) => match freshness(&owner) {
+                    Some(f) => f.next_due(),
+                    None => return,
+                },
+                None => return,
+            };
+            tokio::time::sleep_until(due.into()).await;
+            let Some(owner) = owner.upgrade() else { return };
+            let Some(f) = freshness(&owner) else { return };
+            if !f.read_since_check.swap(false, Ordering::AcqRel) {
+                f.refreshing.store(false, Ordering::Release);
+                return;
+            }
+            f.check(None, || flush(&owner)).await;
+        }
+    }
+
+    /// There is no runtime to run the refresher on: reads keep checking for themselves.
+    pub(crate) fn refresher_not_started(&self) {
+        self.refreshing.store(false, Ordering::Release);
     }
 
     fn lose_position(&self, state: &mut State) {

@@ -18,13 +18,30 @@ use memory_core::{
 };
 
 use crate::deps::{self, Dep};
+use crate::freshness::Freshness;
 use crate::store::Shared;
 
 impl<S: StorageBackend> Shared<S> {
-    /// Before a read: flush if another writer changed the store (at most once per interval).
-    pub(crate) async fn fresh(&self) {
-        if let Some(freshness) = self.freshness.get() {
-            freshness.ensure(|| self.clear()).await;
+    /// Before a read: flush if another writer changed the store (at most once per interval),
+    /// and keep a refresher running ahead of reads (on the runtime, when there is one).
+    pub(crate) async fn fresh(self: &Arc<Self>)
+    where
+        S: 'static,
+    {
+        let Some(freshness) = self.freshness.get() else {
+            return;
+        };
+        if freshness.ensure(|| self.clear()).await {
+            let started = tokio::runtime::Handle::try_current().map(|runtime| {
+                runtime.spawn(Freshness::refresh(
+                    Arc::downgrade(self),
+                    |shared: &Shared<S>| shared.freshness.get(),
+                    |shared: &Shared<S>| shared.clear(),
+                ))
+            });
+            if started.is_err() {
+                freshness.refresher_not_started();
+            }
         }
     }
 

@@ -457,6 +457,11 @@ impl ChangeSignal for RedbStorage {
             self.change_position_unguarded()
         })
     }
+
+    /// Positions are reported after the write's commit returned.
+    fn reports_before_visible(&self) -> bool {
+        false
+    }
 }
 
 fn check_format(database: &Database, path: &Path) -> Result<()> {

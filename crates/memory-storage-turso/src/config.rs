@@ -163,6 +163,14 @@ pub struct TursoConfig {
     /// Reads of pages outside it go to the operating system, and with a working set larger
     /// than the cache they make up much of a read's time.
     pub page_cache_kib: u32,
+    /// A local file's write-ahead log is checkpointed by a thread of the store's own this
+    /// long after the first commit it has not covered (never inside a commit; see
+    /// [`TursoStorage::checkpoint_stats`](crate::TursoStorage::checkpoint_stats)).
+    pub checkpoint_interval: Duration,
+    /// The bound on a local file's write-ahead log, in pages: when a checkpoint leaves more
+    /// than this behind, writers wait for a full one, and the file is truncated to this size
+    /// whenever the log restarts.
+    pub wal_limit_pages: u32,
     /// Payloads of at least this many bytes are stored zstd-compressed.
     pub compression_threshold: usize,
     /// zstd level for compressed payloads.
@@ -199,6 +207,8 @@ impl TursoConfig {
             statement_cache_capacity: 64,
             busy_timeout: Duration::from_secs(5),
             page_cache_kib: 16 * 1024,
+            checkpoint_interval: Duration::from_millis(50),
+            wal_limit_pages: 8 * 1024,
             compression_threshold: 4 * 1024,
             compression_level: 3,
             retry: RetryPolicy::default(),
@@ -347,6 +357,18 @@ impl TursoConfig {
         self
     }
 
+    /// Sets [`checkpoint_interval`](Self::checkpoint_interval).
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Sets [`wal_limit_pages`](Self::wal_limit_pages).
+    pub fn wal_limit_pages(mut self, pages: u32) -> Self {
+        self.wal_limit_pages = pages;
+        self
+    }
+
     /// Checks every value; [`TursoStorage::open`](crate::TursoStorage::open) calls it.
     pub fn validate(&self) -> Result<(), StorageError> {
         if let Some(url) = self.location.url() {
@@ -389,6 +411,24 @@ impl TursoConfig {
                 64.0,
                 4.0 * 1024.0 * 1024.0,
                 f64::from(self.page_cache_kib),
+            ));
+        }
+        if self.checkpoint_interval.is_zero() || self.checkpoint_interval > Duration::from_secs(60)
+        {
+            return Err(invalid(
+                "checkpoint_interval",
+                format!(
+                    "must be longer than zero and at most 60 s, not {:?}",
+                    self.checkpoint_interval
+                ),
+            ));
+        }
+        if !(64..=1 << 20).contains(&self.wal_limit_pages) {
+            return Err(range(
+                "wal_limit_pages",
+                64.0,
+                f64::from(1u32 << 20),
+                f64::from(self.wal_limit_pages),
             ));
         }
         if self.statement_cache_capacity > 100_000 {

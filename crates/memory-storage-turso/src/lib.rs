@@ -20,6 +20,15 @@
 //! # Ok(()) }
 //! ```
 
+/// A span timing one phase of an operation (target `memory::phase`, level trace: free
+/// unless a subscriber asks for it; the soak's breakdown does).
+macro_rules! phase_span {
+    ($name:literal) => {
+        tracing::trace_span!(target: "memory::phase", $name)
+    };
+}
+
+mod checkpoint;
 mod config;
 mod error;
 pub(crate) mod payload;
@@ -29,7 +38,9 @@ mod schema;
 mod statements;
 mod store;
 mod table;
+mod writer;
 
+pub use checkpoint::CheckpointStats;
 pub use config::{
     AuthToken, DEFAULT_OPERATION_TIMEOUT, Location, PoolConfig, RetryPolicy, TOKEN_ENV,
     TursoConfig, URL_ENV,

@@ -1,6 +1,8 @@
 //! Stored payloads: the core's versioned codec bytes, zstd-compressed (as binary, never
 //! base64) when they reach the configured threshold. The `encoding` column says which.
 
+use std::cell::RefCell;
+
 use memory_core::{Entity, StorageError, codec};
 
 /// Plain codec bytes.
@@ -22,7 +24,7 @@ impl PayloadCodec {
         if bytes.len() < self.threshold {
             return Ok((PLAIN, bytes));
         }
-        let compressed = zstd::bulk::compress(&bytes, self.level).map_err(|e| {
+        let compressed = compress(&bytes, self.level).map_err(|e| {
             StorageError::with_source(memory_core::ErrorKind::Internal, "compressing a payload", e)
         })?;
         // Incompressible data is kept plain rather than grown.
@@ -34,6 +36,42 @@ impl PayloadCodec {
     }
 }
 
+thread_local! {
+    // A zstd context costs about as much to create as a typical payload to (de)compress
+    // (measured: creating them was 5 % of the soak's CPU, with the allocator's work on
+    // their buffers much of another 10 %), so each thread keeps one of each.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+fn compress(bytes: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
+        if !matches!(&*slot, Some((l, _)) if *l == level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, compressor)) => compressor.compress(bytes),
+            None => zstd::bulk::compress(bytes, level),
+        }
+    })
+}
+
+fn decompress(bytes: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => decompressor.decompress(bytes, capacity),
+            None => zstd::bulk::decompress(bytes, capacity),
+        }
+    })
+}
+
 /// The item stored as `bytes` with `encoding`; `Corrupt` naming `what` if it cannot be read
 /// (`what` is only formatted on failure: reads decode every row).
 pub fn decode<E: Entity>(
@@ -41,6 +79,7 @@ pub fn decode<E: Entity>(
     bytes: &[u8],
     what: std::fmt::Arguments<'_>,
 ) -> Result<E, StorageError> {
+    let _phase = tracing::trace_span!(target: "memory::phase", "decode").entered();
     let corrupt = |detail: String| StorageError::corrupt(format!("{what}: {detail}"));
     match encoding {
         PLAIN => codec::decode(bytes).map_err(|e| corrupt(e.to_string())),
@@ -58,7 +97,7 @@ pub fn decode<E: Entity>(
                 Ok(None) => limit,
                 Err(_) => return Err(corrupt("not a zstd frame".into())),
             };
-            let plain = zstd::bulk::decompress(bytes, capacity)
+            let plain = decompress(bytes, capacity)
                 .map_err(|e| corrupt(format!("undecompressable payload: {e}")))?;
             codec::decode(&plain).map_err(|e| corrupt(e.to_string()))
         }

@@ -1,10 +1,22 @@
 //! The connection pool: bounded, async checkout with a timeout, connections returned on
 //! drop and reused (with their prepared statements), health-checked only after idling,
 //! broken ones discarded.
+//!
+//! A local file's writes do not check out a pooled connection: they queue for the store's
+//! writer thread ([`Writer`]), which owns the one connection that writes, so this process's
+//! write transactions never sleep in SQLite's busy handler for each other. The pool's
+//! `max_connections - 1` connections are then the readers, which in WAL mode never wait for
+//! the writer. Remote databases, replicas and the in-memory database have no writer thread
+//! (the server, or the one connection, serializes writes): writes check out a connection.
+//!
+//! Local SQLite calls block the thread they run on (a statement, a checkpoint, the busy
+//! handler's sleeps), so every one of them runs through [`off_worker`] or on the store's
+//! own threads: on tokio's blocking threads, never on an async worker.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use libsql::{Connection, Database};
@@ -12,10 +24,12 @@ pub use memory_core::stats::{PoolStats, PoolStatsSnapshot, WAIT_BUCKETS, WAIT_SL
 use memory_core::{ErrorKind, StorageError};
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 use crate::config::{Location, PoolConfig, TursoConfig};
 use crate::error::db;
 use crate::statements::{StatementCache, StatementCounters};
+use crate::writer::Writer;
 
 #[derive(Default)]
 struct Counters {
@@ -35,7 +49,7 @@ pub(crate) struct Conn {
 }
 
 pub(crate) struct Pool {
-    db: Database,
+    db: Arc<Database>,
     local: bool,
     /// The in-memory database lives in its one connection: that connection is never
     /// discarded (a new one would be a new, empty database).
@@ -44,67 +58,122 @@ pub(crate) struct Pool {
     busy_timeout: Duration,
     /// `PRAGMA cache_size` of every local connection (negative: KiB).
     cache_size: i64,
+    /// `PRAGMA journal_size_limit` of every local file connection, in bytes.
+    journal_size_limit: i64,
     /// Statements kept per connection; `None` prepares each use (configured so, or an
     /// embedded replica, whose statements cannot be reused: see `statements`).
     statement_capacity: Option<NonZeroUsize>,
+    /// Connections checked out (all, or with a writer thread the readers), and the idle ones.
     permits: Arc<Semaphore>,
+    size: usize,
     idle: Mutex<Vec<Conn>>,
+    /// A local file's writer thread, which owns the one connection that writes; elsewhere
+    /// writes check out a pooled connection.
+    writer: OnceLock<Writer>,
     counters: Counters,
     pub(crate) statement_counters: Arc<StatementCounters>,
 }
 
 impl Pool {
     /// A pool of connections to `db`, set up as `config` says.
-    pub(crate) fn new(db: Database, config: &TursoConfig) -> Arc<Self> {
+    pub(crate) fn new(db: Arc<Database>, config: &TursoConfig) -> Result<Arc<Self>, StorageError> {
         let location = &config.location;
-        Arc::new(Pool {
+        let max = config.pool.max_connections;
+        let own_writer = matches!(location, Location::LocalFile(_)) && max >= 2;
+        let size = if own_writer { max - 1 } else { max };
+        let pool = Arc::new(Pool {
             db,
             local: matches!(location, Location::LocalFile(_) | Location::InMemory),
             pinned: matches!(location, Location::InMemory),
-            permits: Arc::new(Semaphore::new(config.pool.max_connections)),
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            idle: Mutex::new(Vec::new()),
+            writer: OnceLock::new(),
             config: config.pool.clone(),
             busy_timeout: config.busy_timeout,
             cache_size: -(config.page_cache_kib as i64),
+            // SQLite's default page size; a larger one only makes the file bound looser.
+            journal_size_limit: i64::from(config.wal_limit_pages) * 4096,
             statement_capacity: NonZeroUsize::new(config.statement_cache_capacity)
                 .filter(|_| !matches!(location, Location::Replica { .. })),
-            idle: Mutex::new(Vec::new()),
             counters: Counters::default(),
             statement_counters: Arc::new(StatementCounters::default()),
-        })
+        });
+        if own_writer {
+            let writer = Writer::start(Arc::downgrade(&pool))?;
+            let _ = pool.writer.set(writer);
+        }
+        Ok(pool)
     }
 
     pub(crate) fn database(&self) -> &Database {
         &self.db
     }
 
-    /// A connection, waiting up to the checkout timeout for one to be free.
+    /// Whether a writer thread runs this pool's writes.
+    pub(crate) fn has_writer(&self) -> bool {
+        self.writer.get().is_some()
+    }
+
+    /// Whether SQLite runs in this process (a local file or memory): its calls block.
+    pub(crate) fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// A connection (for reading, with a writer thread), waiting up to the checkout timeout
+    /// for one to be free.
     pub(crate) async fn get(self: &Arc<Self>) -> Result<PooledConn, StorageError> {
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => self.wait_for_permit().await?,
         };
-        loop {
-            let candidate = self.idle.lock().pop();
-            let Some(conn) = candidate else {
-                let conn = self.open().await?;
+        let candidate = self.idle.lock().pop();
+        // Reused at once when it has not idled long and is not inside a transaction (the
+        // usual case: nothing to ask SQLite); otherwise checked, or opened, off the worker.
+        if let Some(conn) = candidate {
+            let health = self.config.health_check_after;
+            if conn.raw.is_autocommit() && conn.idle_since.elapsed() < health {
                 return Ok(self.wrap(conn, permit));
-            };
-            if usable(&conn, self.config.health_check_after).await || self.pinned {
+            }
+            let (ok, conn) = off_worker(self.local, async move {
+                let ok = usable(&conn, health).await;
+                Ok((ok, conn))
+            })
+            .await?;
+            if ok || self.pinned {
                 return Ok(self.wrap(conn, permit));
             }
             self.counters.discarded.fetch_add(1, Ordering::Relaxed);
         }
+        let pool = Arc::clone(self);
+        let conn = off_worker(self.local, async move { pool.open().await }).await?;
+        Ok(self.wrap(conn, permit))
     }
 
-    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, StorageError> {
+    /// Runs one write's `work` on the connection that writes, in this process's order of
+    /// writes: a local file's writer thread, else a pooled connection. `work` answers its
+    /// result and whether the connection is to be thrown away (a connection-level failure).
+    pub(crate) async fn exclusive<R, F>(self: &Arc<Self>, work: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> Job<'c, (R, bool)> + Send + 'static,
+    {
+        if let Some(writer) = self.writer.get() {
+            return writer.run(work).await;
+        }
+        let pooled = self.get().instrument(phase_span!("write_checkout")).await?;
+        let (mut pooled, (result, discard)) = run_on(self.local, pooled, work)
+            .instrument(phase_span!("write_transaction"))
+            .await?;
+        if discard {
+            pooled.discard();
+        }
+        Ok(result)
+    }
+
+    /// Counts one checkout that had to wait `waited`.
+    pub(crate) fn record_wait(&self, waited: Duration) {
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let acquired = tokio::time::timeout(
-            self.config.checkout_timeout,
-            Arc::clone(&self.permits).acquire_owned(),
-        )
-        .await;
-        let waited = started.elapsed();
         self.counters
             .wait_nanos
             .fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
@@ -113,6 +182,30 @@ impl Pool {
             .position(|bound| waited <= *bound)
             .unwrap_or(WAIT_BUCKETS.len());
         self.counters.wait_histogram[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one checkout that waited past the checkout timeout.
+    pub(crate) fn record_timeout(&self) {
+        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one connection thrown away.
+    pub(crate) fn record_discard(&self) {
+        self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn checkout_timeout(&self) -> Duration {
+        self.config.checkout_timeout
+    }
+
+    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, StorageError> {
+        let started = Instant::now();
+        let acquired = tokio::time::timeout(
+            self.config.checkout_timeout,
+            Arc::clone(&self.permits).acquire_owned(),
+        )
+        .await;
+        self.record_wait(started.elapsed());
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(StorageError::new(
@@ -120,12 +213,18 @@ impl Pool {
                 "the connection pool is closed",
             )),
             Err(_elapsed) => {
-                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.record_timeout();
                 Err(StorageError::new(
                     ErrorKind::Unavailable,
                     format!(
-                        "connection pool exhausted: all {} connections stayed in use for {:?}",
-                        self.config.max_connections, self.config.checkout_timeout
+                        "connection pool exhausted: all {} {}connections stayed in use for {:?}",
+                        self.size,
+                        if self.writer.get().is_some() {
+                            "reader "
+                        } else {
+                            ""
+                        },
+                        self.config.checkout_timeout
                     ),
                 ))
             }
@@ -143,7 +242,7 @@ impl Pool {
 
     /// Opens and configures a new connection. Local connections each get the busy timeout
     /// and pragmas: they are per connection in SQLite, so setting them once is not enough.
-    async fn open(&self) -> Result<Conn, StorageError> {
+    pub(crate) async fn open(&self) -> Result<Conn, StorageError> {
         let raw = self
             .db
             .connect()
@@ -151,15 +250,25 @@ impl Pool {
         if self.local {
             raw.busy_timeout(self.busy_timeout)
                 .map_err(|e| db("setting the busy timeout", e))?;
-            for pragma in ["PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL"] {
-                raw.execute(pragma, ())
+            let mut pragmas = vec![
+                "PRAGMA foreign_keys = ON".to_string(),
+                "PRAGMA synchronous = NORMAL".to_string(),
+                // PRAGMA takes no parameters; the values are integers of ours.
+                format!("PRAGMA cache_size = {}", self.cache_size),
+            ];
+            if !self.pinned {
+                // A file's checkpoints run on the store's checkpointer, never in a commit.
+                pragmas.push("PRAGMA wal_autocheckpoint = 0".to_string());
+                pragmas.push(format!(
+                    "PRAGMA journal_size_limit = {}",
+                    self.journal_size_limit
+                ));
+            }
+            for sql in &pragmas {
+                pragma(&raw, sql)
                     .await
                     .map_err(|e| db("configuring a connection", e))?;
             }
-            // PRAGMA takes no parameters; the value is an integer of ours, not caller text.
-            raw.execute(&format!("PRAGMA cache_size = {}", self.cache_size), ())
-                .await
-                .map_err(|e| db("sizing the page cache", e))?;
         }
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         Ok(Conn {
@@ -173,9 +282,10 @@ impl Pool {
     }
 
     pub(crate) fn stats(&self) -> PoolStatsSnapshot {
-        let idle = self.idle.lock().len() as u64;
+        let (writer_open, writer_busy) = self.writer.get().map_or((0, 0), Writer::occupancy);
+        let idle = self.idle.lock().len() as u64 + writer_open - writer_busy;
         let max_size = self.config.max_connections as u64;
-        let in_use = max_size - self.permits.available_permits() as u64;
+        let in_use = (self.size - self.permits.available_permits()) as u64 + writer_busy;
         PoolStatsSnapshot {
             max_size,
             open: in_use + idle,
@@ -191,6 +301,64 @@ impl Pool {
             discarded: self.counters.discarded.load(Ordering::Relaxed),
         }
     }
+}
+
+/// One piece of work on a connection: a future borrowing it, owning everything else (it
+/// may run on a blocking thread, and finish after its caller stopped waiting).
+pub(crate) type Job<'c, R> = Pin<Box<dyn Future<Output = R> + Send + 'c>>;
+
+/// Gives a closure the signature of a [`Job`] maker (closures do not infer it).
+pub(crate) fn job<R, F>(f: F) -> F
+where
+    F: for<'c> Fn(&'c mut Conn) -> Job<'c, R>,
+{
+    f
+}
+
+/// Runs `work` on `pooled`'s connection: on a blocking thread for local SQLite, here for a
+/// remote database. A connection whose work was cut off half-way (its future dropped, so
+/// only remotely) is never reused: its state is unknown.
+pub(crate) async fn run_on<R, F>(
+    local: bool,
+    mut pooled: PooledConn,
+    work: F,
+) -> Result<(PooledConn, R), StorageError>
+where
+    R: Send + 'static,
+    F: for<'c> FnOnce(&'c mut Conn) -> Job<'c, R> + Send + 'static,
+{
+    off_worker(local, async move {
+        pooled.set_broken(true);
+        let result = work(pooled.conn()?).await;
+        pooled.set_broken(false);
+        Ok((pooled, result))
+    })
+    .await
+}
+
+/// Runs a pragma, reading whatever it answers.
+async fn pragma(raw: &Connection, sql: &str) -> Result<(), libsql::Error> {
+    let mut rows = raw.query(sql, ()).await?;
+    while rows.next().await?.is_some() {}
+    Ok(())
+}
+
+/// Runs `job` on a blocking thread when `blocking` (local SQLite: its calls block the
+/// thread), else here. The job runs to its end even if the caller stops waiting.
+pub(crate) async fn off_worker<T, F>(blocking: bool, job: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, StorageError>> + Send + 'static,
+{
+    if !blocking {
+        return job.await;
+    }
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(job))
+        .await
+        .map_err(|e| {
+            StorageError::with_source(ErrorKind::Internal, "a database call panicked", e)
+        })?
 }
 
 /// Whether an idle connection may be handed out: one left inside a transaction (its user's
@@ -239,6 +407,11 @@ impl PooledConn {
     /// Marks the connection as not to be reused (after a connection-level failure).
     pub(crate) fn discard(&mut self) {
         self.broken = true;
+    }
+
+    /// Sets whether the connection is thrown away when dropped.
+    pub(crate) fn set_broken(&mut self, broken: bool) {
+        self.broken = broken;
     }
 
     /// The connection (present until the drop that returns it).
@@ -292,7 +465,7 @@ mod tests {
             .busy_timeout(Duration::from_millis(1_234))
             .page_cache_kib(4_321);
         store_config.pool = config;
-        Pool::new(db, &store_config)
+        Pool::new(Arc::new(db), &store_config).unwrap()
     }
 
     #[tokio::test]

@@ -12,52 +12,19 @@ use memory_core::{
     Heuristic, HeuristicId, Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError,
     validate_batch, validate_ids,
 };
+use tracing::Instrument;
 
 use memory_storage_cached::{CacheSettings, CachedStorage};
 
+use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::config::{Location, TursoConfig};
 use crate::error::db;
 use crate::payload::{PayloadCodec, decode};
-use crate::pool::{Conn, Pool, PoolStats, PoolStatsSnapshot, PooledConn};
+use crate::pool::{Conn, Job, Pool, PoolStats, PoolStatsSnapshot, PooledConn, job, run_on};
 use crate::query::{self, Sql};
 use crate::schema;
 use crate::statements::{StatementCacheStats, StatementStatsSnapshot};
 use crate::table::{self, Table};
-
-/// Runs `$body` (a future using `$conn: &mut Conn`) on a pooled connection, retrying
-/// transient failures with backoff; a connection that failed at the transport level is
-/// discarded. Only for operations that are safe to repeat: reads (writes go through
-/// `write_exactly_once`, which retries only where the outcome is known).
-macro_rules! with_conn {
-    ($store:expr, $conn:ident => $body:expr) => {{
-        let store = $store;
-        let mut attempt = 1u32;
-        let limit = store.inner.config.operation_timeout;
-        loop {
-            let (mut pooled, started) = store.checkout().await?;
-            let result = {
-                let $conn: &mut Conn = pooled.conn()?;
-                within(store.time_left(started), $body).await
-            };
-            let Some(result) = result else {
-                // Cut off mid-request: the connection's state is unknown, never reuse it.
-                pooled.discard();
-                break Err(timed_out(limit, started));
-            };
-            match result {
-                Err(e) if e.is_transient() && attempt < store.inner.config.retry.attempts => {
-                    if e.kind() == ErrorKind::Transient {
-                        pooled.discard();
-                    }
-                    drop(pooled);
-                    tokio::time::sleep(store.backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
 
 /// `fut`'s output, or `None` if `limit` passed first (no limit: always the output).
 async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
@@ -115,6 +82,20 @@ struct Inner {
     config: TursoConfig,
     payload: PayloadCodec,
     replica: bool,
+    /// A local file's checkpoint thread (none elsewhere: sqld, replicas and memory manage
+    /// their own logs).
+    checkpointer: Option<Checkpointer>,
+    /// With a writer thread: the change signal's own connection and the commit order.
+    signal: Option<Arc<Signal>>,
+}
+
+/// The change signal of a local file written by one writer thread: the generation is read
+/// on a connection of its own (a check never waits for a pooled one behind reads) under
+/// the lock each commit holds while it records its position, so every own write the
+/// answer covers has been recorded (`reports_before_visible`).
+struct Signal {
+    order: Arc<tokio::sync::Mutex<()>>,
+    conn: parking_lot::Mutex<Option<Conn>>,
 }
 
 impl std::fmt::Debug for TursoStorage {
@@ -177,7 +158,7 @@ impl TursoStorage {
             }
         }
         .map_err(|e| db(&format!("opening {}", describe(&config.location)), e))?;
-        let pool = Pool::new(database, &config);
+        let pool = Pool::new(Arc::new(database), &config)?;
         let store = TursoStorage {
             inner: Arc::new(Inner {
                 payload: PayloadCodec {
@@ -185,6 +166,20 @@ impl TursoStorage {
                     level: config.compression_level,
                 },
                 replica: matches!(config.location, Location::Replica { .. }),
+                checkpointer: match config.location {
+                    Location::LocalFile(_) => Some(Checkpointer::start(
+                        checkpoint_connection(pool.database(), config.busy_timeout)?,
+                        config.checkpoint_interval,
+                        u64::from(config.wal_limit_pages),
+                    )?),
+                    _ => None,
+                },
+                signal: pool.has_writer().then(|| {
+                    Arc::new(Signal {
+                        order: Arc::default(),
+                        conn: parking_lot::Mutex::new(None),
+                    })
+                }),
                 pool,
                 config,
             }),
@@ -206,21 +201,33 @@ impl TursoStorage {
         if self.inner.replica {
             self.sync().await?;
         }
+        let local_file = matches!(self.inner.config.location, Location::LocalFile(_));
+        let busy_timeout = self.inner.config.busy_timeout;
         let mut attempt = 1u32;
         loop {
-            let mut conn = self.inner.pool.get().await?;
-            let raw = &conn.conn()?.raw;
-            if matches!(self.inner.config.location, Location::LocalFile(_)) {
-                switch_to_wal(raw, self.inner.config.busy_timeout).await?;
-            }
-            match schema::migrate(raw).await {
+            let result = self
+                .inner
+                .pool
+                .exclusive(move |conn| {
+                    Box::pin(async move {
+                        let result = async {
+                            if local_file {
+                                switch_to_wal(&conn.raw, busy_timeout).await?;
+                            }
+                            schema::migrate(&conn.raw).await
+                        }
+                        .await;
+                        let discard = matches!(&result, Err(e) if e.is_transient());
+                        (result, discard)
+                    })
+                })
+                .await?;
+            match result {
                 // Another opener of the same new database can make a step fail passingly
                 // (sqld interrupts a statement waiting behind another client's migration);
                 // the migration re-reads the version inside its transaction, so a retry
                 // applies what is still missing and nothing twice.
                 Err(e) if e.is_transient() && attempt < self.inner.config.retry.attempts => {
-                    conn.discard();
-                    drop(conn);
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;
                 }
@@ -236,6 +243,23 @@ impl TursoStorage {
         Ok(())
     }
 
+    /// What a local file's checkpoint thread has done (`None` for other locations).
+    ///
+    /// ```
+    /// use memory_storage_turso::{TursoConfig, TursoStorage};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = TursoStorage::open(TursoConfig::local(dir.path().join("m.db"))).await.unwrap();
+    /// assert!(store.checkpoint_stats().is_some());
+    /// let memory = TursoStorage::open(TursoConfig::in_memory()).await.unwrap();
+    /// assert!(memory.checkpoint_stats().is_none());
+    /// # });
+    /// ```
+    pub fn checkpoint_stats(&self) -> Option<CheckpointStats> {
+        self.inner.checkpointer.as_ref().map(Checkpointer::stats)
+    }
+
     /// The configuration the store was opened with.
     pub fn config(&self) -> &TursoConfig {
         &self.inner.config
@@ -243,18 +267,51 @@ impl TursoStorage {
 
     /// The schema version of the open database.
     pub async fn schema_version(&self) -> Result<i64> {
-        with_conn!(self, conn => schema::version(&conn.raw))
+        self.with_conn(job(|conn| Box::pin(schema::version(&conn.raw))))
+            .await
     }
 
     /// The store generation, bumped by every write transaction of any client of this
     /// database: a cheap signal that something changed.
     pub async fn generation(&self) -> Result<u64> {
-        let value = with_conn!(self, conn => single_integer(
-            conn,
-            "SELECT generation FROM store_generation WHERE id = 1",
-            Vec::new()
-        ));
-        Ok(u64::try_from(value?).unwrap_or_default())
+        if let Some(signal) = &self.inner.signal {
+            return self.ordered_generation(Arc::clone(signal)).await;
+        }
+        let value = self
+            .with_conn(job(|conn| {
+                Box::pin(single_integer(
+                    conn,
+                    "SELECT generation FROM store_generation WHERE id = 1",
+                    Vec::new(),
+                ))
+            }))
+            .await?;
+        Ok(u64::try_from(value).unwrap_or_default())
+    }
+
+    /// The generation read on the signal's own connection, under the commit order.
+    async fn ordered_generation(&self, signal: Arc<Signal>) -> Result<u64> {
+        let pool = Arc::clone(&self.inner.pool);
+        let runtime = tokio::runtime::Handle::current();
+        let read = tokio::task::spawn_blocking(move || {
+            let _order = signal.order.blocking_lock();
+            let mut slot = signal.conn.lock();
+            if slot.is_none() {
+                *slot = Some(runtime.block_on(pool.open())?);
+            }
+            let Some(conn) = slot.as_mut() else {
+                return Err(StorageError::internal("the signal connection vanished"));
+            };
+            let value = runtime.block_on(single_integer(conn, GENERATION, Vec::new()));
+            if value.is_err() {
+                *slot = None; // reopened by the next check
+            }
+            value
+        });
+        let value = read.await.map_err(|e| {
+            StorageError::with_source(ErrorKind::Internal, "the change check panicked", e)
+        })??;
+        Ok(u64::try_from(value).unwrap_or_default())
     }
 
     /// Opens the store as [`open`](Self::open) does and puts the cache `config.cache`
@@ -339,38 +396,94 @@ impl TursoStorage {
             .map(|l| l.saturating_sub(started.elapsed()))
     }
 
+    /// Runs the work `make` makes on a pooled (reader) connection, retrying transient
+    /// failures with backoff; a connection that failed at the transport level is
+    /// discarded. Only for work that is safe to repeat: reads (writes go through
+    /// `write_exactly_once`, which retries only where the outcome is known).
+    async fn with_conn<T, F>(&self, make: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut Conn) -> Job<'c, Result<T>> + Send + Sync + 'static,
+    {
+        let make = Arc::new(make);
+        let limit = self.inner.config.operation_timeout;
+        let mut attempt = 1u32;
+        loop {
+            let (pooled, started) = self
+                .checkout()
+                .instrument(phase_span!("read_checkout"))
+                .await?;
+            let make = Arc::clone(&make);
+            let local = self.inner.pool.is_local();
+            let ran = within(
+                self.time_left(started),
+                run_on(local, pooled, move |conn| make(conn)),
+            )
+            .instrument(phase_span!("read_statement"))
+            .await;
+            let Some(ran) = ran else {
+                break Err(timed_out(limit, started));
+            };
+            let (mut pooled, result) = ran?;
+            match result {
+                Err(e) if e.is_transient() && attempt < self.inner.config.retry.attempts => {
+                    if e.kind() == ErrorKind::Transient {
+                        pooled.discard();
+                    }
+                    drop(pooled);
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        }
+    }
+
     /// Runs one write transaction, retrying passing failures only where the outcome is
     /// known: a failure before the `COMMIT` was sent did not apply; after a failure at the
     /// `COMMIT` the write log says whether it applied (its token is there), read inside a
     /// write transaction so that a commit the server is still finishing is waited for.
     /// An applied write is a success, never retried; an outcome that cannot be read is an
     /// [`ErrorKind::Indeterminate`] error.
-    async fn write_exactly_once<E: Table>(&self, work: &Work<E>) -> Result<u64> {
+    async fn write_exactly_once<E: Table>(
+        &self,
+        work: &Arc<Work<E>>,
+        recorder: Option<memory_core::change::Recorder>,
+    ) -> Result<u64> {
         let limit = self.inner.config.operation_timeout;
         let mut attempt = 1u32;
         loop {
             let token = uuid::Uuid::new_v4().as_bytes().to_vec();
-            let commit_sent = AtomicBool::new(false);
-            let (mut pooled, started) = self.checkout().await?;
-            let result = {
-                let conn = pooled.conn()?;
-                within(
-                    self.time_left(started),
-                    write(conn, work, &token, &commit_sent),
-                )
-                .await
-            };
-            let failed = match result {
-                Some(Ok(generation)) => return Ok(generation),
-                Some(Err(failed)) => {
-                    if failed.error().kind() == ErrorKind::Transient {
-                        pooled.discard();
-                    }
-                    failed
-                }
+            let commit_sent = Arc::new(AtomicBool::new(false));
+            let started = Instant::now();
+            let (work, sent, token_for_write) =
+                (Arc::clone(work), Arc::clone(&commit_sent), token.clone());
+            let ordered = self.inner.signal.as_ref().map(|signal| CommitOrder {
+                lock: Arc::clone(&signal.order),
+                recorder: recorder.clone(),
+            });
+            let ran = within(
+                self.time_left(started),
+                self.inner.pool.exclusive(move |conn| {
+                    Box::pin(async move {
+                        let result =
+                            write(conn, &work, &token_for_write, &sent, ordered.as_ref()).await;
+                        let discard = matches!(
+                            &result,
+                            Err(failed) if failed.error().kind() == ErrorKind::Transient
+                        );
+                        (result, discard)
+                    })
+                }),
+            )
+            .await;
+            let failed = match ran {
+                Some(ran) => match ran? {
+                    Ok(generation) => return Ok(generation),
+                    Err(failed) => failed,
+                },
                 None => {
-                    // Cut off mid-request: the connection's state is unknown, never reuse it.
-                    pooled.discard();
+                    // Cut off mid-request: the pool never reuses the connection.
                     let e = timed_out(limit, started);
                     if !commit_sent.load(Ordering::SeqCst) {
                         return Err(e);
@@ -378,7 +491,6 @@ impl TursoStorage {
                     Failed::AtCommit(e)
                 }
             };
-            drop(pooled);
             let error = match failed {
                 Failed::Before(e) => e,
                 Failed::AtCommit(e) => match self.committed_generation(&token).await {
@@ -409,15 +521,40 @@ impl TursoStorage {
 
     /// The generation the write with `token` produced, if it committed.
     async fn committed_generation(&self, token: &[u8]) -> Result<Option<u64>> {
-        let generation = with_conn!(self, conn => async {
-            conn.raw
-                .execute("BEGIN IMMEDIATE", ())
-                .await
-                .map_err(|e| db("waiting for the write lock to read the write log", e))?;
-            let found = optional_integer(conn, TOKEN_GENERATION, vec![Value::Blob(token.to_vec())]).await;
-            rollback(&conn.raw).await;
-            found
-        })?;
+        let mut attempt = 1u32;
+        let generation = loop {
+            let token = token.to_vec();
+            let (limit, started) = (self.inner.config.operation_timeout, Instant::now());
+            let found = within(
+                limit,
+                self.inner.pool.exclusive(move |conn| {
+                    Box::pin(async move {
+                        let found = async {
+                            conn.raw.execute("BEGIN IMMEDIATE", ()).await.map_err(|e| {
+                                db("waiting for the write lock to read the write log", e)
+                            })?;
+                            let found =
+                                optional_integer(conn, TOKEN_GENERATION, vec![Value::Blob(token)])
+                                    .await;
+                            rollback(&conn.raw).await;
+                            found
+                        }
+                        .await;
+                        let discard = matches!(&found, Err(e) if e.kind() == ErrorKind::Transient);
+                        (found, discard)
+                    })
+                }),
+            )
+            .await
+            .unwrap_or_else(|| Ok(Err(timed_out(limit, started))))?;
+            match found {
+                Err(e) if e.is_transient() && attempt < self.inner.config.retry.attempts => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         Ok(generation.and_then(|g| u64::try_from(g).ok()))
     }
 
@@ -467,23 +604,35 @@ impl TursoStorage {
     /// to the cache that made the write, if any.
     async fn transaction<E: Table>(&self, work: Work<E>) -> Result<()> {
         let store = self.clone();
+        let work = Arc::new(work);
+        // Taken here, inside the caller's cache scope (the rest may run on a task of its own).
+        let recorder = memory_core::change::recorder();
         let run = async move {
-            let generation = store.write_exactly_once(&work).await?;
+            let generation = store.write_exactly_once(&work, recorder).await?;
             store.after_write().await?;
             Ok::<u64, StorageError>(generation)
         };
         // Finished on a task of its own if the caller stops waiting.
         let generation = FinishOnDrop::new(run).await?;
+        if let Some(checkpointer) = &self.inner.checkpointer {
+            checkpointer.after_commit();
+        }
         memory_core::change::report_write(generation);
         Ok(())
     }
 
     async fn get_items<E: Table>(&self, ids: &[E::Id]) -> Result<Vec<Option<Arc<E>>>> {
-        with_conn!(self, conn => select_by_ids::<E>(conn, ids))
+        let ids = ids.to_vec();
+        self.with_conn(job(move |conn| {
+            let ids = ids.clone();
+            Box::pin(async move { select_by_ids::<E>(conn, &ids).await })
+        }))
+        .await
     }
 
     async fn get_item<E: Table>(&self, id: E::Id) -> Result<Option<Arc<E>>> {
-        with_conn!(self, conn => select_one::<E>(conn, id))
+        self.with_conn(job(move |conn| Box::pin(select_one::<E>(conn, id))))
+            .await
     }
 
     async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
@@ -494,14 +643,24 @@ impl TursoStorage {
 
     async fn count_items<E: Table>(&self) -> Result<u64> {
         let sql = table::count_sql::<E>();
-        let count = with_conn!(self, conn => single_integer(conn, &sql, Vec::new()))?;
+        let count = self
+            .with_conn(job(move |conn| {
+                let sql = sql.clone();
+                Box::pin(async move { single_integer(conn, &sql, Vec::new()).await })
+            }))
+            .await?;
         Ok(u64::try_from(count).unwrap_or_default())
     }
 
     /// Decoded items of the rows `sql` selects (`id, encoding, payload`), in row order.
     async fn select_items<E: Table>(&self, sql: &Sql) -> Result<Vec<Arc<E>>> {
-        with_conn!(self, conn => select_rows::<E>(conn, &sql.text, sql.params.clone()))
-            .map(|rows| rows.into_iter().map(|(_, item)| item).collect())
+        let (text, params) = (sql.text.clone(), sql.params.clone());
+        self.with_conn(job(move |conn| {
+            let (text, params) = (text.clone(), params.clone());
+            Box::pin(async move { select_rows::<E>(conn, &text, params).await })
+        }))
+        .await
+        .map(|rows| rows.into_iter().map(|(_, item)| item).collect())
     }
 }
 
@@ -526,6 +685,20 @@ fn describe(location: &Location) -> String {
             format!("the replica {} of {url}", path.display())
         }
     }
+}
+
+/// The checkpoint thread's own connection (waiting for the write lock as others do when a
+/// restart checkpoint needs it).
+fn checkpoint_connection(
+    database: &libsql::Database,
+    busy_timeout: Duration,
+) -> Result<libsql::Connection> {
+    let conn = database
+        .connect()
+        .map_err(|e| db("opening the checkpoint connection", e))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| db("setting the checkpoint connection's busy timeout", e))?;
+    Ok(conn)
 }
 
 /// Puts the file in WAL mode (a property of the file: set once, it persists). The switch
@@ -569,6 +742,13 @@ impl<E: Table> Work<E> {
     }
 }
 
+/// For a local file's writes (one writer thread): the lock that orders commits and change
+/// checks, and the cache that made the write, told its position right after the commit.
+struct CommitOrder {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    recorder: Option<memory_core::change::Recorder>,
+}
+
 /// How a write transaction failed: before its `COMMIT` was sent (it did not apply), or at
 /// the `COMMIT` (remotely, it may have applied and only the answer been lost).
 enum Failed {
@@ -588,6 +768,8 @@ impl Failed {
 /// writes the log, so this is still one statement: no extra round trip).
 const BUMP_GENERATION: &str = "UPDATE store_generation SET generation = generation + 1, \
                                token = ?1 WHERE id = 1 RETURNING generation";
+/// The store generation.
+const GENERATION: &str = "SELECT generation FROM store_generation WHERE id = 1";
 /// Which generation the write with a token produced, if it committed.
 const TOKEN_GENERATION: &str = "SELECT generation FROM write_log WHERE token = ?1";
 
@@ -599,6 +781,7 @@ async fn write<E: Table>(
     work: &Work<E>,
     token: &[u8],
     commit_sent: &AtomicBool,
+    ordered: Option<&CommitOrder>,
 ) -> std::result::Result<u64, Failed> {
     conn.raw
         .execute("BEGIN IMMEDIATE", ())
@@ -613,11 +796,28 @@ async fn write<E: Table>(
     let committed = match result {
         Ok(value) => {
             commit_sent.store(true, Ordering::SeqCst);
-            conn.raw
+            // With a commit order, the position is recorded before a change check can read
+            // it (the check reads under the same lock).
+            let _order = match ordered {
+                Some(order) => Some(order.lock.lock().await),
+                None => None,
+            };
+            let committed = conn
+                .raw
                 .execute("COMMIT", ())
                 .await
                 .map(|_| value)
-                .map_err(|e| Failed::AtCommit(db("committing", e)))
+                .map_err(|e| Failed::AtCommit(db("committing", e)));
+            if let (
+                Ok(position),
+                Some(CommitOrder {
+                    recorder: Some(r), ..
+                }),
+            ) = (&committed, ordered)
+            {
+                r.record(*position);
+            }
+            committed
         }
         Err(e) => Err(Failed::Before(e)),
     };
@@ -968,6 +1168,12 @@ impl StorageBackend for TursoStorage {
 impl ChangeSignal for TursoStorage {
     async fn change_position(&self) -> Result<u64> {
         self.generation().await
+    }
+
+    /// On a local file with a writer thread: each commit records its position under the lock
+    /// the generation is read under. Elsewhere positions are reported after the write.
+    fn reports_before_visible(&self) -> bool {
+        self.inner.signal.is_some()
     }
 }
 

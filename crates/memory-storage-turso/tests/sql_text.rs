@@ -9,7 +9,7 @@
 use std::path::Path;
 
 /// Interpolations that never carry caller data, each with why.
-const ALLOWED: [(&str, &str); 11] = [
+const ALLOWED: [(&str, &str); 12] = [
     ("E::TABLE", "a table name constant of the Table trait"),
     (
         "table",
@@ -30,6 +30,10 @@ const ALLOWED: [(&str, &str); 11] = [
     (
         "self.cache_size",
         "a validated integer (page_cache_kib, 64..=4 GiB)",
+    ),
+    (
+        "self.journal_size_limit",
+        "an integer of ours (wal_limit_pages, validated 64..=2^20, times 4,096)",
     ),
     (
         "sql.text",
