@@ -38,6 +38,7 @@ pub mod replay;
 pub mod report;
 pub mod run;
 pub mod soak;
+pub mod tails;
 pub mod zipf;
 
 /// The real sqld the benches and the gate start (shared with the libSQL store's tests).

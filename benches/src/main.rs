@@ -81,6 +81,16 @@ enum Command {
     },
     /// Runs one CPU-bound hot path OPS times: the gate runs this under callgrind.
     #[command(hide = true)]
+    /// Tail latencies: single writes on a local file, and a single task's cached gets with
+    /// the change check on (local file and sqld on loopback; needs SQLD_BIN or sqld).
+    Tails {
+        /// Single updates timed.
+        #[arg(long, default_value_t = 1_000)]
+        writes: u64,
+        /// Seconds of cached gets per location.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+    },
     HotPath {
         /// The path.
         #[arg(value_enum)]
@@ -332,6 +342,7 @@ fn main() -> ExitCode {
     let failure = match cli.command {
         Command::Gate(_) => "the gate found a regression (or could not tell)",
         Command::Soak { .. } => "the soak failed",
+        Command::Tails { .. } => "a tail measurement failed",
         _ => "a dashboard bar failed",
     };
     let outcome = match cli.command {
@@ -354,6 +365,12 @@ fn main() -> ExitCode {
         } => memory_bench::figures::page(&from, &criterion, &commit).map(|page| {
             print!("{page}");
             true
+        }),
+        Command::Tails { writes, secs } => runtime.block_on(async {
+            for tail in memory_bench::tails::tails(writes, secs).await? {
+                println!("{tail}");
+            }
+            Ok(true)
         }),
         Command::HotPath { path, ops, weaken } => runtime
             .block_on(run_hot_path(path, ops, weaken))

@@ -11,7 +11,7 @@
 //! At the end a fresh, uncached store must hold exactly the acknowledged writes (nothing
 //! lost, nothing duplicated). Latencies are timed around each call (and checked against the
 //! call counts of the store's Prometheus metrics); the phases inside the stores come from
-//! their trace spans ([`phases`](crate::phases)).
+//! their trace spans ([`phases`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
