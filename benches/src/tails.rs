@@ -86,8 +86,10 @@ pub async fn single_writes(count: u64) -> anyhow::Result<Tail> {
         "store_episode, one task, local file",
         &h,
         format!(
-            "{} checkpoints, {} restarts, largest log {} pages (limit {}), log file {} KiB",
+            "{} checkpoints ({} finished between writes), {} truncating, largest log {} pages \
+             (limit {}), log file {} KiB",
             checkpoints.checkpoints,
+            checkpoints.finishes,
             checkpoints.restarts,
             checkpoints.largest_log_pages,
             store.config().wal_limit_pages,

@@ -110,6 +110,20 @@ impl Pool {
         &self.db
     }
 
+    /// Queues `work` for the writer thread, between two writes, without waiting for it
+    /// (`false` without a writer thread, or once it stopped).
+    pub(crate) fn between_writes<F>(&self, work: F) -> bool
+    where
+        F: for<'c> FnOnce(&'c mut Conn) -> Job<'c, ()> + Send + 'static,
+    {
+        self.writer.get().is_some_and(|writer| writer.submit(work))
+    }
+
+    /// The writer thread, if this pool has one.
+    pub(crate) fn writer(&self) -> Option<&Writer> {
+        self.writer.get()
+    }
+
     /// Whether a writer thread runs this pool's writes.
     pub(crate) fn has_writer(&self) -> bool {
         self.writer.get().is_some()

@@ -25,6 +25,7 @@ use crate::query::{self, Sql};
 use crate::schema;
 use crate::statements::{StatementCacheStats, StatementStatsSnapshot};
 use crate::table::{self, Table};
+use crate::writer::GroupFailure;
 
 /// `fut`'s output, or `None` if `limit` passed first (no limit: always the output).
 async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
@@ -167,11 +168,23 @@ impl TursoStorage {
                 },
                 replica: matches!(config.location, Location::Replica { .. }),
                 checkpointer: match config.location {
-                    Location::LocalFile(_) => Some(Checkpointer::start(
-                        checkpoint_connection(pool.database(), config.busy_timeout)?,
-                        config.checkpoint_interval,
-                        u64::from(config.wal_limit_pages),
-                    )?),
+                    Location::LocalFile(_) => {
+                        let writer = Arc::downgrade(&pool);
+                        Some(Checkpointer::start(
+                            checkpoint_connection(pool.database(), config.busy_timeout)?,
+                            config.checkpoint_interval,
+                            u64::from(config.wal_limit_pages),
+                            Box::new(move |counters| {
+                                writer.upgrade().is_some_and(|pool| {
+                                    pool.between_writes(move |conn| {
+                                        Box::pin(async move {
+                                            crate::checkpoint::finish(&conn.raw, &counters).await;
+                                        })
+                                    })
+                                })
+                            }),
+                        )?)
+                    }
                     _ => None,
                 },
                 signal: pool.has_writer().then(|| {
@@ -456,39 +469,59 @@ impl TursoStorage {
             let token = uuid::Uuid::new_v4().as_bytes().to_vec();
             let commit_sent = Arc::new(AtomicBool::new(false));
             let started = Instant::now();
-            let (work, sent, token_for_write) =
-                (Arc::clone(work), Arc::clone(&commit_sent), token.clone());
-            let ordered = self.inner.signal.as_ref().map(|signal| CommitOrder {
-                lock: Arc::clone(&signal.order),
-                recorder: recorder.clone(),
-            });
-            let ran = within(
-                self.time_left(started),
-                self.inner.pool.exclusive(move |conn| {
-                    Box::pin(async move {
-                        let result =
-                            write(conn, &work, &token_for_write, &sent, ordered.as_ref()).await;
-                        let discard = matches!(
-                            &result,
-                            Err(failed) if failed.error().kind() == ErrorKind::Transient
-                        );
-                        (result, discard)
-                    })
-                }),
-            )
-            .await;
-            let failed = match ran {
-                Some(ran) => match ran? {
+            let failed = if let Some(writer) = self.inner.pool.writer() {
+                // A local file: committed with the writes queued beside it.
+                let (work, token_for_write) = (Arc::clone(work), token.clone());
+                let outcome = writer
+                    .run_grouped(
+                        Box::new(move |conn| {
+                            Box::pin(async move { write_body(conn, &work, &token_for_write).await })
+                        }),
+                        Arc::clone(&commit_sent),
+                        recorder.clone(),
+                        self.inner.signal.as_ref().map(|s| Arc::clone(&s.order)),
+                    )
+                    .await?;
+                match outcome {
                     Ok(generation) => return Ok(generation),
-                    Err(failed) => failed,
-                },
-                None => {
-                    // Cut off mid-request: the pool never reuses the connection.
-                    let e = timed_out(limit, started);
-                    if !commit_sent.load(Ordering::SeqCst) {
-                        return Err(e);
+                    Err(GroupFailure::Before(e)) => Failed::Before(e),
+                    Err(GroupFailure::AtCommit(e)) => Failed::AtCommit(e),
+                }
+            } else {
+                let (work, sent, token_for_write) =
+                    (Arc::clone(work), Arc::clone(&commit_sent), token.clone());
+                let ordered = self.inner.signal.as_ref().map(|signal| CommitOrder {
+                    lock: Arc::clone(&signal.order),
+                    recorder: recorder.clone(),
+                });
+                let ran = within(
+                    self.time_left(started),
+                    self.inner.pool.exclusive(move |conn| {
+                        Box::pin(async move {
+                            let result =
+                                write(conn, &work, &token_for_write, &sent, ordered.as_ref()).await;
+                            let discard = matches!(
+                                &result,
+                                Err(failed) if failed.error().kind() == ErrorKind::Transient
+                            );
+                            (result, discard)
+                        })
+                    }),
+                )
+                .await;
+                match ran {
+                    Some(ran) => match ran? {
+                        Ok(generation) => return Ok(generation),
+                        Err(failed) => failed,
+                    },
+                    None => {
+                        // Cut off mid-request: the pool never reuses the connection.
+                        let e = timed_out(limit, started);
+                        if !commit_sent.load(Ordering::SeqCst) {
+                            return Err(e);
+                        }
+                        Failed::AtCommit(e)
                     }
-                    Failed::AtCommit(e)
                 }
             };
             let error = match failed {
@@ -773,6 +806,15 @@ const GENERATION: &str = "SELECT generation FROM store_generation WHERE id = 1";
 /// Which generation the write with a token produced, if it committed.
 const TOKEN_GENERATION: &str = "SELECT generation FROM write_log WHERE token = ?1";
 
+/// A write's statements inside its transaction: the work, then the generation advanced
+/// under `token` (the write log's trigger records the token). Answers the generation.
+async fn write_body<E: Table>(conn: &mut Conn, work: &Work<E>, token: &[u8]) -> Result<u64> {
+    work.run(conn).await?;
+    single_integer(conn, BUMP_GENERATION, vec![Value::Blob(token.to_vec())])
+        .await
+        .map(|generation| u64::try_from(generation).unwrap_or_default())
+}
+
 /// Runs `work` inside one immediate transaction on `conn`, advancing the store generation
 /// under `token`; any failure rolls everything back. Returns the generation this
 /// transaction produced. `commit_sent` is set just before the `COMMIT` goes out.
@@ -787,12 +829,7 @@ async fn write<E: Table>(
         .execute("BEGIN IMMEDIATE", ())
         .await
         .map_err(|e| Failed::Before(db("beginning a write transaction", e)))?;
-    let result = match work.run(conn).await {
-        Ok(()) => single_integer(conn, BUMP_GENERATION, vec![Value::Blob(token.to_vec())])
-            .await
-            .map(|generation| u64::try_from(generation).unwrap_or_default()),
-        Err(e) => Err(e),
-    };
+    let result = write_body(conn, work, token).await;
     let committed = match result {
         Ok(value) => {
             commit_sent.store(true, Ordering::SeqCst);

@@ -487,3 +487,43 @@ fn a_long_write_does_not_block_the_runtime() -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// Writes queued together on a local file commit in one transaction, each in a savepoint
+/// of its own: one that fails (a delete of a missing episode) fails alone, with its own
+/// error, and every other write beside it is stored, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_write_among_concurrent_ones_fails_alone() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = TursoStorage::open(TursoConfig::local(dir.path().join("m.db"))).await?;
+    let mut tasks = Vec::new();
+    for round in 0..20u64 {
+        for i in 0..8u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let n = round * 8 + i;
+                if i == 3 {
+                    let missing = samples::episode(1_000_000 + n).id;
+                    let e = store.delete_episode(missing).await.expect_err("missing");
+                    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+                } else {
+                    let batch: Vec<_> = (0..3).map(|k| samples::episode(n * 10 + k)).collect();
+                    store.store_episodes(&batch).await.expect("stored");
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await?;
+    }
+    assert_eq!(store.count_episodes().await?, 20 * 7 * 3);
+    for round in 0..20u64 {
+        for i in (0..8u64).filter(|i| *i != 3) {
+            let n = round * 8 + i;
+            for k in 0..3 {
+                let want = samples::episode(n * 10 + k);
+                assert_eq!(store.get_episode(want.id).await?.as_deref(), Some(&want));
+            }
+        }
+    }
+    Ok(())
+}
