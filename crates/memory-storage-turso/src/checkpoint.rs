@@ -8,16 +8,18 @@
 //! it has not covered.
 //!
 //! A passive checkpoint running beside a steady stream of writes never quite catches up
-//! (frames are appended while it copies), and SQLite restarts the log from its beginning
-//! only when a write starts on a fully copied one: measured, the log grew past 10,000
-//! pages in 1,000 writes without restarting. So once the log holds more than half of
-//! `max_pages`, the checkpointer asks the writer thread to run one more passive
-//! checkpoint between two writes ("finish"): nothing is appended meanwhile, only the frames
-//! written since the background pass are left to copy, and the next write restarts the log.
-//! Should the log still hold more than `max_pages` (readers pinning old snapshots), a
-//! `TRUNCATE` checkpoint waits for them and makes writers wait: the last resort that bounds
-//! the log. `journal_size_limit` (set on every connection) truncates the file back to
-//! `max_pages` pages whenever the log restarts.
+//! (frames are appended while it copies, and readers' snapshots hold frames back), and
+//! SQLite restarts the log from its beginning only when a write starts on a fully copied
+//! one: measured, the log grew past 10,000 pages in 1,000 writes without restarting. So
+//! once the log holds more than half of `max_pages`, the checkpointer asks the writer
+//! thread to run a `RESTART` checkpoint between two writes ("finish"): no write competes
+//! with it, the background pass has copied most of the log, and it waits (in the busy
+//! handler) only for the reads still using the log, a few milliseconds; the next write
+//! starts the log afresh. Past `max_pages` the writer runs `TRUNCATE` instead, which also
+//! empties the file. `journal_size_limit` (set on every connection) truncates the file back
+//! to `max_pages` pages whenever the log restarts. (Run from the checkpoint thread, a
+//! `TRUNCATE` competed with the writer for the write lock and stalled writes up to 850 ms.)
+//!
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,10 +34,11 @@ use memory_core::{ErrorKind, StorageError};
 pub struct CheckpointStats {
     /// Passive checkpoints run.
     pub checkpoints: u64,
-    /// Passive checkpoints the writer thread ran between two writes to finish a
+    /// Restart checkpoints the writer thread ran between two writes to finish a
     /// background one (see the module notes).
     pub finishes: u64,
-    /// Truncating checkpoints run because the log held more than the limit.
+    /// Truncating checkpoints the writer thread ran because the log held more than the
+    /// limit.
     pub restarts: u64,
     /// Checkpoints that failed (logged; the next commit schedules another).
     pub failures: u64,
@@ -83,7 +86,7 @@ impl Checkpointer {
         conn: Connection,
         interval: Duration,
         max_pages: u64,
-        finish: Box<dyn Fn(Arc<Counters>) -> bool + Send>,
+        finish: Box<dyn Fn(Arc<Counters>, bool) -> bool + Send>,
     ) -> Result<Self, StorageError> {
         let (wake, woken) = sync_channel(1);
         let counters = Arc::new(Counters::default());
@@ -131,7 +134,7 @@ fn run(
     interval: Duration,
     max_pages: u64,
     counters: &Arc<Counters>,
-    finish: &(dyn Fn(Arc<Counters>) -> bool + Send),
+    finish: &(dyn Fn(Arc<Counters>, bool) -> bool + Send),
 ) {
     // libsql's calls are async; on a local file they complete without waiting on anything
     // a runtime drives, so a bare current-thread runtime is enough.
@@ -152,10 +155,10 @@ fn run(
             std::thread::sleep(interval);
         }
         let closing = closing || matches!(woken.try_recv(), Err(TryRecvError::Disconnected));
-        let log = runtime.block_on(checkpoint(&conn, max_pages, counters));
+        let log = runtime.block_on(checkpoint(&conn, counters));
         if log > max_pages / 2
             && !counters.finishing.swap(true, Ordering::AcqRel)
-            && !finish(Arc::clone(counters))
+            && !finish(Arc::clone(counters), log > max_pages)
         {
             counters.finishing.store(false, Ordering::Release);
         }
@@ -165,10 +168,18 @@ fn run(
     }
 }
 
-/// The last step of a checkpoint, on the writing connection between two writes.
-pub(crate) async fn finish(conn: &Connection, counters: &Counters) {
-    counters.finishes.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = pages(conn, "PRAGMA wal_checkpoint(PASSIVE)").await {
+/// The last step of a checkpoint, on the writing connection between two writes: `RESTART`
+/// (or `TRUNCATE`, past the limit), which waits for the readers still using the log and
+/// leaves it empty for the next write to start from.
+pub(crate) async fn finish(conn: &Connection, counters: &Counters, truncate: bool) {
+    let sql = if truncate {
+        counters.restarts.fetch_add(1, Ordering::Relaxed);
+        "PRAGMA wal_checkpoint(TRUNCATE)"
+    } else {
+        counters.finishes.fetch_add(1, Ordering::Relaxed);
+        "PRAGMA wal_checkpoint(RESTART)"
+    };
+    if let Err(e) = pages(conn, sql).await {
         counters.failures.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "a finishing checkpoint failed");
     }
@@ -176,21 +187,11 @@ pub(crate) async fn finish(conn: &Connection, counters: &Counters) {
 }
 
 /// One background checkpoint; answers the pages the log held.
-async fn checkpoint(conn: &Connection, max_pages: u64, counters: &Counters) -> u64 {
+async fn checkpoint(conn: &Connection, counters: &Counters) -> u64 {
     match pages(conn, "PRAGMA wal_checkpoint(PASSIVE)").await {
         Ok((log, _copied)) => {
             counters.checkpoints.fetch_add(1, Ordering::Relaxed);
             counters.largest_log_pages.fetch_max(log, Ordering::Relaxed);
-            // Past the bound, even a complete copy is not enough (measured: the log kept
-            // growing past it, writers not restarting it on their own): a truncating
-            // checkpoint makes the next writer start the log from its beginning.
-            if log > max_pages {
-                counters.restarts.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = pages(conn, "PRAGMA wal_checkpoint(TRUNCATE)").await {
-                    counters.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "a restart checkpoint failed");
-                }
-            }
             log
         }
         Err(e) => {

@@ -20,7 +20,9 @@ use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::config::{Location, TursoConfig};
 use crate::error::db;
 use crate::payload::{PayloadCodec, decode};
-use crate::pool::{Conn, Job, Pool, PoolStats, PoolStatsSnapshot, PooledConn, job, run_on};
+use crate::pool::{
+    Conn, Job, Pool, PoolStats, PoolStatsSnapshot, PooledConn, job, run_blocking, run_on,
+};
 use crate::query::{self, Sql};
 use crate::schema;
 use crate::statements::{StatementCacheStats, StatementStatsSnapshot};
@@ -174,11 +176,14 @@ impl TursoStorage {
                             checkpoint_connection(pool.database(), config.busy_timeout)?,
                             config.checkpoint_interval,
                             u64::from(config.wal_limit_pages),
-                            Box::new(move |counters| {
+                            Box::new(move |counters, truncate| {
                                 writer.upgrade().is_some_and(|pool| {
                                     pool.between_writes(move |conn| {
                                         Box::pin(async move {
-                                            crate::checkpoint::finish(&conn.raw, &counters).await;
+                                            crate::checkpoint::finish(
+                                                &conn.raw, &counters, truncate,
+                                            )
+                                            .await;
                                         })
                                     })
                                 })
@@ -305,8 +310,7 @@ impl TursoStorage {
     /// The generation read on the signal's own connection, under the commit order.
     async fn ordered_generation(&self, signal: Arc<Signal>) -> Result<u64> {
         let pool = Arc::clone(&self.inner.pool);
-        let runtime = tokio::runtime::Handle::current();
-        let read = tokio::task::spawn_blocking(move || {
+        let value = run_blocking(move |runtime| {
             let _order = signal.order.blocking_lock();
             let mut slot = signal.conn.lock();
             if slot.is_none() {
@@ -320,10 +324,8 @@ impl TursoStorage {
                 *slot = None; // reopened by the next check
             }
             value
-        });
-        let value = read.await.map_err(|e| {
-            StorageError::with_source(ErrorKind::Internal, "the change check panicked", e)
-        })??;
+        })
+        .await?;
         Ok(u64::try_from(value).unwrap_or_default())
     }
 
