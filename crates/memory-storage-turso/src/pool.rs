@@ -10,8 +10,9 @@
 //! (the server, or the one connection, serializes writes): writes check out a connection.
 //!
 //! Local SQLite calls block the thread they run on (a statement, a checkpoint, the busy
-//! handler's sleeps), so every one of them runs through [`off_worker`] or on the store's
-//! own threads: on tokio's blocking threads, never on an async worker.
+//! handler's sleeps), so every one of them runs through [`off_worker`] (under
+//! `block_in_place`, or on a blocking thread) or on the store's own threads, never on a
+//! thread that is serving as an async worker.
 
 use std::num::NonZeroUsize;
 use std::pin::Pin;
