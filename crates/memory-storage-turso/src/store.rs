@@ -492,16 +492,11 @@ impl TursoStorage {
             } else {
                 let (work, sent, token_for_write) =
                     (Arc::clone(work), Arc::clone(&commit_sent), token.clone());
-                let ordered = self.inner.signal.as_ref().map(|signal| CommitOrder {
-                    lock: Arc::clone(&signal.order),
-                    recorder: recorder.clone(),
-                });
                 let ran = within(
                     self.time_left(started),
                     self.inner.pool.exclusive(move |conn| {
                         Box::pin(async move {
-                            let result =
-                                write(conn, &work, &token_for_write, &sent, ordered.as_ref()).await;
+                            let result = write(conn, &work, &token_for_write, &sent).await;
                             let discard = matches!(
                                 &result,
                                 Err(failed) if failed.error().kind() == ErrorKind::Transient
@@ -777,13 +772,6 @@ impl<E: Table> Work<E> {
     }
 }
 
-/// For a local file's writes (one writer thread): the lock that orders commits and change
-/// checks, and the cache that made the write, told its position right after the commit.
-struct CommitOrder {
-    lock: Arc<tokio::sync::Mutex<()>>,
-    recorder: Option<memory_core::change::Recorder>,
-}
-
 /// How a write transaction failed: before its `COMMIT` was sent (it did not apply), or at
 /// the `COMMIT` (remotely, it may have applied and only the answer been lost).
 enum Failed {
@@ -825,7 +813,6 @@ async fn write<E: Table>(
     work: &Work<E>,
     token: &[u8],
     commit_sent: &AtomicBool,
-    ordered: Option<&CommitOrder>,
 ) -> std::result::Result<u64, Failed> {
     conn.raw
         .execute("BEGIN IMMEDIATE", ())
@@ -835,28 +822,11 @@ async fn write<E: Table>(
     let committed = match result {
         Ok(value) => {
             commit_sent.store(true, Ordering::SeqCst);
-            // With a commit order, the position is recorded before a change check can read
-            // it (the check reads under the same lock).
-            let _order = match ordered {
-                Some(order) => Some(order.lock.lock().await),
-                None => None,
-            };
-            let committed = conn
-                .raw
+            conn.raw
                 .execute("COMMIT", ())
                 .await
                 .map(|_| value)
-                .map_err(|e| Failed::AtCommit(db("committing", e)));
-            if let (
-                Ok(position),
-                Some(CommitOrder {
-                    recorder: Some(r), ..
-                }),
-            ) = (&committed, ordered)
-            {
-                r.record(*position);
-            }
-            committed
+                .map_err(|e| Failed::AtCommit(db("committing", e)))
         }
         Err(e) => Err(Failed::Before(e)),
     };
