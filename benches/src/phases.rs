@@ -58,7 +58,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for PhaseLayer {
         let name = span.metadata().name();
         if !recorded.contains_key(name) {
             // Fails only for bounds or a precision out of range; these are fixed.
-            let Ok(histogram) = Histogram::new_with_bounds(1, 600_000_000_000, 3) else {
+            let Ok(histogram) = crate::soak::latency_histogram() else {
                 return;
             };
             recorded.insert(name, histogram);

@@ -60,8 +60,14 @@ pub struct OperationFigures {
     pub max_seconds: f64,
 }
 
+/// A histogram of latencies in nanoseconds, 1 ns to 10 minutes, 3 significant digits.
+pub fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).context("a histogram")
+}
+
 impl OperationFigures {
-    fn of(operation: &str, h: &Histogram<u64>) -> Self {
+    /// The figures of histogram `h` (nanoseconds) under the name `operation`.
+    pub fn of(operation: &str, h: &Histogram<u64>) -> Self {
         let secs = |nanos: u64| nanos as f64 / 1e9;
         OperationFigures {
             operation: operation.to_string(),
@@ -438,10 +444,7 @@ type Latencies = BTreeMap<&'static str, Histogram<u64>>;
 fn record(latencies: &mut Latencies, op: &'static str, began: Instant) -> anyhow::Result<()> {
     let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
     if !latencies.contains_key(op) {
-        latencies.insert(
-            op,
-            Histogram::new_with_bounds(1, 600_000_000_000, 3).context("a histogram")?,
-        );
+        latencies.insert(op, latency_histogram()?);
     }
     if let Some(h) = latencies.get_mut(op) {
         h.saturating_record(nanos.max(1));

@@ -12,6 +12,7 @@ use memory_storage_cached::CacheSettings;
 use memory_storage_turso::{TursoConfig, TursoStorage};
 
 use crate::agent;
+use crate::soak::{OperationFigures, latency_histogram};
 
 /// Latencies of one run, in microseconds.
 #[derive(Clone, Debug)]
@@ -43,20 +44,17 @@ impl std::fmt::Display for Tail {
 }
 
 fn tail(what: &str, h: &Histogram<u64>, note: String) -> Tail {
-    let us = |nanos: u64| nanos as f64 / 1_000.0;
+    let f = OperationFigures::of(what, h);
+    let us = |secs: f64| secs * 1e6;
     Tail {
-        what: what.to_string(),
-        calls: h.len(),
-        p50_us: us(h.value_at_quantile(0.5)),
-        p99_us: us(h.value_at_quantile(0.99)),
-        p999_us: us(h.value_at_quantile(0.999)),
-        max_us: us(h.max()),
+        what: f.operation,
+        calls: f.calls,
+        p50_us: us(f.p50_seconds),
+        p99_us: us(f.p99_seconds),
+        p999_us: us(f.p999_seconds),
+        max_us: us(f.max_seconds),
         note,
     }
-}
-
-fn histogram() -> anyhow::Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, 600_000_000_000, 3).context("a histogram")
 }
 
 fn nanos(started: Instant) -> u64 {
@@ -71,7 +69,7 @@ pub async fn single_writes(count: u64) -> anyhow::Result<Tail> {
     for n in 0..50 {
         store.store_episode(&agent::episode(n, 0)).await?;
     }
-    let mut h = histogram()?;
+    let mut h = latency_histogram()?;
     for i in 0..count {
         let episode = agent::episode(i % 50, u32::try_from(i / 50 + 1)?);
         let started = Instant::now();
@@ -118,7 +116,7 @@ pub async fn cached_gets(what: &str, config: TursoConfig, secs: f64) -> anyhow::
         );
     }
     let before = cached.stats().episodes;
-    let mut h = histogram()?;
+    let mut h = latency_histogram()?;
     let started = Instant::now();
     let mut over_10us = 0u64;
     while started.elapsed().as_secs_f64() < secs {

@@ -27,7 +27,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::Duration;
 
 use libsql::Connection;
-use memory_core::{ErrorKind, StorageError};
+use memory_core::StorageError;
+
+use crate::own_thread::OwnThread;
 
 /// What the checkpointer has done since the store opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,25 +59,12 @@ pub(crate) struct Counters {
     largest_log_pages: AtomicU64,
 }
 
-/// The handle of a store's checkpoint thread; the thread runs a last checkpoint and ends
-/// when the handle is dropped (with the store's last clone).
+/// The handle of a store's checkpoint thread; dropping it (with the store's last clone)
+/// ends the thread after its last checkpoint and waits for it.
 pub(crate) struct Checkpointer {
-    wake: Option<SyncSender<()>>,
+    wake: SyncSender<()>,
     counters: Arc<Counters>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Dropping the handle ends the thread after its last checkpoint and waits for it: once the
-/// store is gone, so is its hold on the file.
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.wake = None;
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
-    }
+    _thread: OwnThread,
 }
 
 impl Checkpointer {
@@ -91,29 +80,20 @@ impl Checkpointer {
         let (wake, woken) = sync_channel(1);
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
-        let thread = std::thread::Builder::new()
-            .name("memory-checkpoint".into())
-            .spawn(move || run(conn, woken, interval, max_pages, &thread_counters, &*finish))
-            .map_err(|e| {
-                StorageError::with_source(
-                    ErrorKind::Unavailable,
-                    "starting the checkpoint thread",
-                    e,
-                )
-            })?;
+        let thread = OwnThread::spawn("memory-checkpoint", move || {
+            run(conn, woken, interval, max_pages, &thread_counters, &*finish)
+        })?;
         Ok(Checkpointer {
-            wake: Some(wake),
+            wake,
             counters,
-            thread: Some(thread),
+            _thread: thread,
         })
     }
 
     /// Called after each commit: schedules a checkpoint (cheap; one wake-up at most).
     pub(crate) fn after_commit(&self) {
         // Full: a checkpoint is already scheduled; gone: the thread ended (logged there).
-        if let Some(wake) = &self.wake {
-            let _ = wake.try_send(());
-        }
+        let _ = self.wake.try_send(());
     }
 
     pub(crate) fn stats(&self) -> CheckpointStats {

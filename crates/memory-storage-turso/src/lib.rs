@@ -31,6 +31,7 @@ macro_rules! phase_span {
 mod checkpoint;
 mod config;
 mod error;
+mod own_thread;
 pub(crate) mod payload;
 mod pool;
 mod query;

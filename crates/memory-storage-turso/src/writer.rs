@@ -21,6 +21,7 @@ use memory_core::{ErrorKind, StorageError};
 use tracing::Instrument;
 
 use crate::error::db;
+use crate::own_thread::OwnThread;
 use crate::pool::{Conn, Job, Pool};
 
 /// One queued write: runs with the connection (or the reason there is none) and answers
@@ -90,23 +91,12 @@ struct State {
     busy: AtomicBool,
 }
 
-pub(crate) struct Writer {
-    jobs: Option<Sender<Entry>>,
-    state: Arc<State>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
 /// Dropping the writer closes its queue and waits for the thread to finish the writes
-/// queued and close its connection: once the store is gone, so is its hold on the file.
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
-    }
+/// queued and close its connection.
+pub(crate) struct Writer {
+    jobs: Sender<Entry>,
+    state: Arc<State>,
+    _thread: OwnThread,
 }
 
 impl Writer {
@@ -116,16 +106,11 @@ impl Writer {
         let (jobs, queue) = channel();
         let state = Arc::new(State::default());
         let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("memory-writer".into())
-            .spawn(move || run(pool, queue, &thread_state))
-            .map_err(|e| {
-                StorageError::with_source(ErrorKind::Unavailable, "starting the writer thread", e)
-            })?;
+        let thread = OwnThread::spawn("memory-writer", move || run(pool, queue, &thread_state))?;
         Ok(Writer {
-            jobs: Some(jobs),
+            jobs,
             state,
-            thread: Some(thread),
+            _thread: thread,
         })
     }
 
@@ -186,8 +171,7 @@ impl Writer {
             waiting,
             work,
         };
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send(entry));
-        if matches!(sent, Some(Ok(()))) {
+        if self.jobs.send(entry).is_ok() {
             return true;
         }
         self.state.queued.fetch_sub(1, Ordering::AcqRel);
