@@ -228,7 +228,7 @@ fn agent_hit_ratio(rt: &Runtime, dir: &Path, scale: &Scale) {
             before.episodes.admissions_rejected
         )
         .expect("counters never go back"),
-        delta(after.foreign_flushes, before.foreign_flushes).expect("counters never go back"),
+        delta(after.foreign.flushes(), before.foreign.flushes()).expect("counters never go back"),
     );
 }
 

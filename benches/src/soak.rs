@@ -334,7 +334,7 @@ pub async fn soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
         by_operation,
         episode_hits: cache.episodes.hits,
         episode_misses: cache.episodes.misses,
-        foreign_flushes: cache.foreign_flushes,
+        foreign_flushes: cache.foreign.flushes(),
     })
 }
 

@@ -67,6 +67,13 @@ pub trait ChangeSignal: Send + Sync {
     /// committed before this call started has a position at or below the answer.
     async fn change_position(&self) -> Result<u64>;
 
+    /// What the writes after `position` changed, from the store's change feed
+    /// ([`crate::feed`]), with the store's position as of the answer (read as
+    /// [`change_position`](Self::change_position) reads it). A store without a feed, or
+    /// whose feed no longer reaches back to `position`, answers
+    /// [`ChangesSince::Unknown`](crate::feed::ChangesSince::Unknown).
+    async fn changes_since(&self, position: u64) -> Result<crate::feed::ChangesSince>;
+
     /// Whether every write of this store that [`report_write`]s (or [`Recorder::record`]s) a
     /// position has done so before any [`change_position`](Self::change_position) can answer
     /// that position or a later one. A cache can then compare positions as soon as it read

@@ -37,6 +37,7 @@ pub mod codec;
 mod entity;
 mod episode;
 mod error;
+pub mod feed;
 mod finish;
 pub mod heap;
 mod heuristic;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use crate::entity::Entity;
 use crate::episode::Episode;
 use crate::error::{Result, StorageError};
+use crate::feed::{Change, Changed, ChangesSince, MemoryFeed};
 use crate::heuristic::Heuristic;
 use crate::ids::{EpisodeId, HeuristicId, PatternId};
 use crate::pattern::Pattern;
@@ -36,7 +36,6 @@ pub struct InMemoryStorage {
     tables: RwLock<Tables>,
 }
 
-#[derive(Default)]
 struct Tables {
     episodes: BTreeMap<EpisodeId, Arc<Episode>>,
     /// Every episode's position in the query order, kept in step with `episodes`.
@@ -45,10 +44,28 @@ struct Tables {
     heuristics: BTreeMap<HeuristicId, Arc<Heuristic>>,
     /// The change position: advanced by every write, under the same lock.
     position: u64,
+    /// What the newest writes changed, under the same lock.
+    feed: MemoryFeed,
 }
 
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            episodes: BTreeMap::new(),
+            episodes_by_start: BTreeSet::new(),
+            patterns: BTreeMap::new(),
+            heuristics: BTreeMap::new(),
+            position: 0,
+            feed: MemoryFeed::new(FEED_KEPT),
+        }
+    }
+}
+
+/// Writes the in-memory feed keeps (and the most one answer lists).
+const FEED_KEPT: usize = 4_096;
+
 /// Where an entity lives inside [`Tables`], and how its secondary index follows a change.
-trait Stored: Entity {
+trait Stored: Changed {
     fn rows(tables: &Tables) -> &BTreeMap<Self::Id, Arc<Self>>;
     fn rows_mut(tables: &mut Tables) -> &mut BTreeMap<Self::Id, Arc<Self>>;
     fn reindex(tables: &mut Tables, old: Option<&Self>, new: Option<&Self>);
@@ -100,8 +117,9 @@ impl Tables {
 
     /// One write committed: the next position, reported to the writing cache (under the
     /// lock, so that a position read never runs ahead of what readers see).
-    fn advance(&mut self) {
+    fn advance(&mut self, changes: Vec<Change>) {
         self.position += 1;
+        self.feed.record(self.position, changes);
         crate::change::report_write(self.position);
     }
 
@@ -122,7 +140,7 @@ impl InMemoryStorage {
         item.validate()?;
         let mut tables = self.tables.write();
         tables.put(item);
-        tables.advance();
+        tables.advance(vec![item.stored()]);
         Ok(())
     }
 
@@ -135,7 +153,7 @@ impl InMemoryStorage {
         for item in items {
             tables.put(item);
         }
-        tables.advance();
+        tables.advance(items.iter().map(Changed::stored).collect());
         Ok(())
     }
 
@@ -162,7 +180,7 @@ impl InMemoryStorage {
         for id in ids {
             tables.remove::<E>(*id);
         }
-        tables.advance();
+        tables.advance(ids.iter().map(|id| E::deleted(*id)).collect());
         Ok(())
     }
 
@@ -176,6 +194,12 @@ impl InMemoryStorage {
 impl crate::change::ChangeSignal for InMemoryStorage {
     async fn change_position(&self) -> Result<u64> {
         Ok(self.tables.read().position)
+    }
+
+    /// The newest 4,096 writes are kept, under the same lock as the data.
+    async fn changes_since(&self, position: u64) -> Result<ChangesSince> {
+        let tables = self.tables.read();
+        Ok(tables.feed.since(position, tables.position, FEED_KEPT))
     }
 
     /// Positions are reported after the write released the tables.

@@ -147,8 +147,34 @@ pub struct CachedStorageStats {
     pub episode_queries: CacheStatsSnapshot,
     /// Cached `query_patterns` results.
     pub pattern_queries: CacheStatsSnapshot,
-    /// Times every cache was dropped because another writer changed the store.
-    pub foreign_flushes: u64,
+    /// What the change checks did about other writers.
+    pub foreign: ForeignWriteStats,
+}
+
+/// What a caching store's change checks did about other writers' writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForeignWriteStats {
+    /// Other writers' writes the checks saw in the store's change feed.
+    pub writes: u64,
+    /// Items those writes changed, each dropped from the caches on its own.
+    pub invalidated: u64,
+    /// Every cache dropped because the store keeps no change feed.
+    pub flushes_no_feed: u64,
+    /// Every cache dropped because the feed no longer reached back to the last check
+    /// (trimmed by age or count) or held more writes than one answer carries.
+    pub flushes_feed_behind: u64,
+    /// Every cache dropped because the change signal could not be read.
+    pub flushes_failed: u64,
+    /// Positions between the last two checks (own and other writers'): how far the last
+    /// check had to catch up.
+    pub feed_lag: u64,
+}
+
+impl ForeignWriteStats {
+    /// Full flushes, whatever the reason.
+    pub fn flushes(&self) -> u64 {
+        self.flushes_no_feed + self.flushes_feed_behind + self.flushes_failed
+    }
 }
 
 /// Anything that reports what its caches counted (metrics read caches through this trait).

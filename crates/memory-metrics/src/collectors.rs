@@ -137,16 +137,38 @@ const CACHE_FAMILIES: &[Family] = &[
     },
     Family {
         name: "memory_cache_foreign_flushes_total",
-        help: "Times every cache was dropped because another writer changed the store.",
+        help: "Times every cache was dropped for other writers, by reason (no_feed: the store \
+               keeps no change feed; feed_behind: the feed no longer reached back; failed: \
+               the change signal could not be read).",
+        labels: &["reason"],
+        kind: Kind::Counter,
+    },
+    Family {
+        name: "memory_cache_foreign_writes_total",
+        help: "Other writers' writes the change checks read from the store's change feed.",
         labels: &[],
         kind: Kind::Counter,
+    },
+    Family {
+        name: "memory_cache_foreign_invalidations_total",
+        help: "Items other writers changed, each dropped from the caches on its own.",
+        labels: &[],
+        kind: Kind::Counter,
+    },
+    Family {
+        name: "memory_cache_feed_lag",
+        help: "Store positions the last change check had to catch up on.",
+        labels: &[],
+        kind: Kind::Gauge,
     },
 ];
 
 /// Exports the caches of anything that reports [`CachedStats`] (a
 /// `memory_storage_cached::CachedStorage`): per cache (`episodes`,
 /// `patterns`, `heuristics`, `episode_queries`, `pattern_queries`) hits, negative hits,
-/// misses, evictions by reason, rejected admissions, entries, bytes and hit ratio.
+/// misses, evictions by reason, rejected admissions, entries, bytes and hit ratio; and what
+/// the change checks did about other writers (full flushes by reason, foreign writes read
+/// from the change feed, items invalidated one by one, the last check's lag).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -212,7 +234,13 @@ impl<T: CachedStats + Send + Sync> Collector for CacheCollector<T> {
                 samples.push((7, vec![cache], s.hit_ratio()));
             }
         }
-        samples.push((8, vec![], stats.foreign_flushes as f64));
+        let foreign = &stats.foreign;
+        samples.push((8, vec!["no_feed"], foreign.flushes_no_feed as f64));
+        samples.push((8, vec!["feed_behind"], foreign.flushes_feed_behind as f64));
+        samples.push((8, vec!["failed"], foreign.flushes_failed as f64));
+        samples.push((9, vec![], foreign.writes as f64));
+        samples.push((10, vec![], foreign.invalidated as f64));
+        samples.push((11, vec![], foreign.feed_lag as f64));
         self.families.collect(&samples)
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memory_core::stats::{
-    CacheStatsSnapshot, CachedStats, CachedStorageStats, PoolStats, PoolStatsSnapshot,
-    StatementCacheStats, StatementStatsSnapshot, WAIT_SLOTS,
+    CacheStatsSnapshot, CachedStats, CachedStorageStats, ForeignWriteStats, PoolStats,
+    PoolStatsSnapshot, StatementCacheStats, StatementStatsSnapshot, WAIT_SLOTS,
 };
 use memory_metrics::{CacheCollector, PoolCollector, StatementCollector};
 
@@ -29,7 +29,14 @@ impl CachedStats for Fixed {
                 weight: 4_096,
                 ..CacheStatsSnapshot::default()
             },
-            foreign_flushes: 4,
+            foreign: ForeignWriteStats {
+                writes: 11,
+                invalidated: 13,
+                flushes_no_feed: 4,
+                flushes_feed_behind: 2,
+                flushes_failed: 1,
+                feed_lag: 6,
+            },
             ..CachedStorageStats::default()
         }
     }
@@ -96,7 +103,12 @@ fn a_scrape_prints_exactly_what_the_sources_reported() {
         r#"memory_cache_entries{cache="episodes",store="s"} 12"#,
         r#"memory_cache_bytes{cache="episodes",store="s"} 4096"#,
         r#"memory_cache_hit_ratio{cache="episodes",store="s"} 0.75"#,
-        r#"memory_cache_foreign_flushes_total{store="s"} 4"#,
+        r#"memory_cache_foreign_flushes_total{reason="no_feed",store="s"} 4"#,
+        r#"memory_cache_foreign_flushes_total{reason="feed_behind",store="s"} 2"#,
+        r#"memory_cache_foreign_flushes_total{reason="failed",store="s"} 1"#,
+        r#"memory_cache_foreign_writes_total{store="s"} 11"#,
+        r#"memory_cache_foreign_invalidations_total{store="s"} 13"#,
+        r#"memory_cache_feed_lag{store="s"} 6"#,
         r#"memory_pool_connections{state="open",store="s"} 3"#,
         r#"memory_pool_connections{state="in_use",store="s"} 1"#,
         r#"memory_pool_max_connections{store="s"} 8"#,

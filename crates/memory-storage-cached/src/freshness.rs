@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use memory_core::ChangeSignal;
 use memory_core::change::{InFlightWrite, OwnWrites};
+use memory_core::feed::{Change, ChangesSince, FeedGap};
+use memory_core::stats::ForeignWriteStats;
 use tracing::Instrument;
 
 /// `verified_at` before the first check.
@@ -46,11 +48,35 @@ pub(crate) struct Freshness {
     positioned: AtomicBool,
     /// The lock makes one check (or starting-position read) run at a time.
     state: tokio::sync::Mutex<State>,
-    flushes: AtomicU64,
+    counts: Counts,
     /// A read found the cache fresh since the refresher's last check.
     read_since_check: AtomicBool,
     /// The refresher task is running.
     refreshing: AtomicBool,
+}
+
+/// What a cache does about another writer's change (implemented by the caching store).
+pub(crate) trait Invalidate {
+    /// Drops everything cached: the feed cannot say what changed.
+    fn flush(&self);
+    /// Drops what `change` makes stale.
+    fn invalidate(&self, change: &Change);
+}
+
+/// Why a check flushed.
+enum Flush {
+    Gap(FeedGap),
+    Failed,
+}
+
+#[derive(Default)]
+struct Counts {
+    writes: AtomicU64,
+    invalidated: AtomicU64,
+    no_feed: AtomicU64,
+    feed_behind: AtomicU64,
+    failed: AtomicU64,
+    feed_lag: AtomicU64,
 }
 
 #[derive(Default)]
@@ -72,7 +98,7 @@ impl Freshness {
             verified_at: AtomicU64::new(NEVER),
             positioned: AtomicBool::new(false),
             state: tokio::sync::Mutex::new(State::default()),
-            flushes: AtomicU64::new(0),
+            counts: Counts::default(),
             read_since_check: AtomicBool::new(false),
             refreshing: AtomicBool::new(false),
         }
@@ -91,7 +117,7 @@ impl Freshness {
     /// the interval has passed. When the signal cannot be read, flushes too (the read then
     /// goes to the store, which reports its own error).
     /// Returns whether the caller should start the refresher (see [`refresh`]).
-    pub(crate) async fn ensure(&self, flush: impl FnOnce()) -> bool {
+    pub(crate) async fn ensure(&self, caches: &impl Invalidate) -> bool {
         let now = self.now();
         if self.recent(now) {
             // Written once per check, not per read: reads on many threads share the line.
@@ -100,7 +126,7 @@ impl Freshness {
             }
             return false;
         }
-        self.check(Some(now), flush)
+        self.check(Some(now), caches)
             .instrument(tracing::trace_span!(target: "memory::phase", "change_check_wait"))
             .await;
         !self.refreshing.swap(true, Ordering::AcqRel)
@@ -119,25 +145,35 @@ impl Freshness {
     /// One check, the others waiting: for a read that found the last one older than the
     /// interval at `now` (it returns at once if another check completed meanwhile), or
     /// for the refresher (`None`: always checks).
-    async fn check(&self, now: Option<u64>, flush: impl FnOnce()) {
+    async fn check(&self, now: Option<u64>, caches: &impl Invalidate) {
         let mut state = self.state.lock().await;
         if now.is_some_and(|now| self.recent(now)) {
             return;
         }
         let started = self.now();
-        match self.signal.change_position().await {
-            Ok(current) => {
+        let answer = match state.position {
+            Some(last) => self.signal.changes_since(last).await,
+            // Nothing to read changes from: the position is all the check needs.
+            None => self
+                .signal
+                .change_position()
+                .await
+                .map(|position| ChangesSince::Unknown {
+                    position,
+                    gap: FeedGap::NotKept,
+                }),
+        };
+        match answer {
+            Ok(answer) => {
                 if !self.signal.reports_before_visible() {
                     self.own.settle().await;
                 }
-                let foreign = match state.position {
-                    Some(last) => self.own.written_elsewhere(last, current),
+                let current = answer.position();
+                match state.position {
+                    Some(last) => self.catch_up(last, answer, caches),
                     // No position yet: nothing was cached unless a failure lost it.
-                    None => state.unanchored,
-                };
-                if foreign {
-                    flush();
-                    self.flushes.fetch_add(1, Ordering::Relaxed);
+                    None if state.unanchored => self.flush(caches, Flush::Failed),
+                    None => {}
                 }
                 self.own.forget_through(current);
                 *state = State {
@@ -149,19 +185,69 @@ impl Freshness {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the change signal; flushing the cache");
-                flush();
-                self.flushes.fetch_add(1, Ordering::Relaxed);
+                self.flush(caches, Flush::Failed);
                 self.lose_position(&mut state);
             }
         }
     }
 
+    /// Applies what other writers did between the last check's position and `answer`'s:
+    /// each item their writes name is dropped, or everything when the feed cannot say.
+    fn catch_up(&self, last: u64, answer: ChangesSince, caches: &impl Invalidate) {
+        let current = answer.position();
+        self.counts
+            .feed_lag
+            .store(current.saturating_sub(last), Ordering::Relaxed);
+        if !self.own.written_elsewhere(last, current) {
+            return;
+        }
+        let writes = match answer {
+            ChangesSince::Unknown { gap, .. } => return self.flush(caches, Flush::Gap(gap)),
+            ChangesSince::Complete { writes, .. } => writes,
+        };
+        let listed = writes
+            .iter()
+            .filter(|w| w.position > last && w.position <= current)
+            .count() as u64;
+        if listed != current - last {
+            // A store must list every position; one that did not is not trusted.
+            return self.flush(caches, Flush::Gap(FeedGap::Trimmed));
+        }
+        let (mut foreign, mut items) = (0, 0);
+        for write in writes
+            .iter()
+            .filter(|w| w.position > last && w.position <= current)
+        {
+            if self
+                .own
+                .written_elsewhere(write.position - 1, write.position)
+            {
+                foreign += 1;
+                for change in write.changes.iter() {
+                    caches.invalidate(change);
+                    items += 1;
+                }
+            }
+        }
+        self.counts.writes.fetch_add(foreign, Ordering::Relaxed);
+        self.counts.invalidated.fetch_add(items, Ordering::Relaxed);
+    }
+
+    fn flush(&self, caches: &impl Invalidate, why: Flush) {
+        caches.flush();
+        let counter = match why {
+            Flush::Gap(FeedGap::NotKept) => &self.counts.no_feed,
+            Flush::Gap(FeedGap::Trimmed | FeedGap::TooMany) => &self.counts.feed_behind,
+            Flush::Failed => &self.counts.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The refresher: one check every half interval while reads keep coming (see the module
     /// notes). `flush` drops the caches; the task ends when the cache is gone or idle.
-    pub(crate) async fn refresh<T: Send + Sync + 'static>(
+    pub(crate) async fn refresh<T: Invalidate + Send + Sync + 'static>(
         owner: std::sync::Weak<T>,
         freshness: impl Fn(&T) -> Option<&Freshness> + Send,
-        flush: impl Fn(&T) + Send,
     ) {
         loop {
             let due = match owner.upgrade() {
@@ -178,7 +264,7 @@ impl Freshness {
                 f.refreshing.store(false, Ordering::Release);
                 return;
             }
-            f.check(None, || flush(&owner)).await;
+            f.check(None, owner.as_ref()).await;
         }
     }
 
@@ -224,8 +310,16 @@ impl Freshness {
         self.own.recording(write).await
     }
 
-    /// Flushes done because of other writers (or an unreadable signal).
-    pub(crate) fn flushes(&self) -> u64 {
-        self.flushes.load(Ordering::Relaxed)
+    /// What the checks counted.
+    pub(crate) fn stats(&self) -> ForeignWriteStats {
+        let c = &self.counts;
+        ForeignWriteStats {
+            writes: c.writes.load(Ordering::Relaxed),
+            invalidated: c.invalidated.load(Ordering::Relaxed),
+            flushes_no_feed: c.no_feed.load(Ordering::Relaxed),
+            flushes_feed_behind: c.feed_behind.load(Ordering::Relaxed),
+            flushes_failed: c.failed.load(Ordering::Relaxed),
+            feed_lag: c.feed_lag.load(Ordering::Relaxed),
+        }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use memory_cache_adaptive::{AdaptiveCache, CacheConfig, CacheStats, ConfigError, QueryCache};
+use memory_core::feed::Change;
 use memory_core::heap::{self, HeapSize};
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodeQuery, Heuristic, HeuristicId, Pattern,
@@ -11,8 +12,8 @@ use memory_core::{
 
 pub use memory_core::stats::{CachedStats, CachedStorageStats};
 
-use crate::deps::{CachedPage, Dep};
-use crate::freshness::Freshness;
+use crate::deps::{self, CachedPage, Dep};
+use crate::freshness::{Freshness, Invalidate};
 use crate::settings::{CachePart, CacheSettings};
 
 /// The entity caches' starting admission window, in percent. Agents read what they just
@@ -227,7 +228,11 @@ impl<S> Shared<S> {
             heuristics: self.heuristics.snapshot(),
             episode_queries: self.episode_queries.snapshot(),
             pattern_queries: self.pattern_queries.snapshot(),
-            foreign_flushes: self.freshness.get().map_or(0, Freshness::flushes),
+            foreign: self
+                .freshness
+                .get()
+                .map(Freshness::stats)
+                .unwrap_or_default(),
         }
     }
 
@@ -238,5 +243,45 @@ impl<S> Shared<S> {
         self.heuristics.invalidate_all();
         self.episode_queries.invalidate_all();
         self.pattern_queries.invalidate_all();
+    }
+}
+
+/// Another writer's change drops what a write of this cache's own would have replaced: the
+/// item (and loads of it in flight) and the query results that could hold it.
+impl<S> Invalidate for Shared<S> {
+    fn flush(&self) {
+        self.clear();
+    }
+
+    fn invalidate(&self, change: &Change) {
+        match change {
+            Change::EpisodeStored { id, domain } => {
+                self.episodes.invalidate(id);
+                self.episode_queries.invalidate(&Dep::EpisodeWrites);
+                for dep in deps::stored_episodes(std::iter::once((*id, domain.as_str()))) {
+                    self.episode_queries.invalidate(&dep);
+                }
+            }
+            Change::EpisodeDeleted { id } => {
+                self.episodes.invalidate(id);
+                self.episode_queries.invalidate(&Dep::EpisodeWrites);
+                self.episode_queries.invalidate(&Dep::Episode(*id));
+            }
+            Change::PatternStored { id, domain } => {
+                self.patterns.invalidate(id);
+                self.pattern_queries.invalidate(&Dep::PatternWrites);
+                for dep in deps::stored_patterns(std::iter::once((*id, domain.as_str()))) {
+                    self.pattern_queries.invalidate(&dep);
+                }
+            }
+            Change::PatternDeleted { id } => {
+                self.patterns.invalidate(id);
+                self.pattern_queries.invalidate(&Dep::PatternWrites);
+                self.pattern_queries.invalidate(&Dep::Pattern(*id));
+            }
+            Change::HeuristicStored { id } | Change::HeuristicDeleted { id } => {
+                self.heuristics.invalidate(id);
+            }
+        }
     }
 }

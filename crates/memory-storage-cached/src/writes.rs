@@ -31,12 +31,11 @@ impl<S: StorageBackend> Shared<S> {
         let Some(freshness) = self.freshness.get() else {
             return;
         };
-        if freshness.ensure(|| self.clear()).await {
+        if freshness.ensure(self.as_ref()).await {
             let started = tokio::runtime::Handle::try_current().map(|runtime| {
                 runtime.spawn(Freshness::refresh(
                     Arc::downgrade(self),
                     |shared: &Shared<S>| shared.freshness.get(),
-                    |shared: &Shared<S>| shared.clear(),
                 ))
             });
             if started.is_err() {

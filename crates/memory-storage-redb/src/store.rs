@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use memory_core::feed::{ChangesSince, FeedGap};
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic,
     HeuristicId, Pattern, PatternId, PatternQuery, Problem, Result, StorageBackend, StorageError,
@@ -455,6 +456,23 @@ impl ChangeSignal for RedbStorage {
     async fn change_position(&self) -> Result<u64> {
         contained(&self.path, "reading the change position", || {
             self.change_position_unguarded()
+        })
+    }
+
+    /// No feed: only this process can open the file, so other writers are other handles
+    /// and caches in this process, and a cache that sees one flushes.
+    async fn changes_since(&self, position: u64) -> Result<ChangesSince> {
+        let current = self.change_position().await?;
+        Ok(if current == position {
+            ChangesSince::Complete {
+                position: current,
+                writes: Vec::new(),
+            }
+        } else {
+            ChangesSince::Unknown {
+                position: current,
+                gap: FeedGap::NotKept,
+            }
         })
     }
 

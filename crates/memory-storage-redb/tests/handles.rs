@@ -76,7 +76,7 @@ async fn own_writes_do_not_flush() {
     }
     let stats = cached.stats();
     assert_eq!(
-        (stats.foreign_flushes, stats.episodes.hits),
+        (stats.foreign.flushes(), stats.episodes.hits),
         (0, 50),
         "{stats:?}"
     );

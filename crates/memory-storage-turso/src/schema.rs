@@ -10,7 +10,7 @@ use memory_core::{ErrorKind, StorageError, Timestamp};
 use crate::error::db;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -77,6 +77,31 @@ const MIGRATIONS: &[&str] = &[
     BEGIN
         INSERT INTO write_log (generation, token) VALUES (NEW.generation, NEW.token);
         DELETE FROM write_log WHERE generation <= NEW.generation - 65536;
+    END;",
+    // 4: the change feed: what each write changed (memory_core::feed), recorded by the same
+    // trigger from the columns the write sets beside its token, so other processes' and
+    // clients' caches drop exactly that. Kept: the newest 4,096 writes and none older than an
+    // hour, trimmed a few of the oldest per write (a range scan on the key, never a full
+    // one). A write that sets no changes leaves a gap, which readers treat as "anything".
+    "CREATE TABLE change_feed (
+        generation INTEGER PRIMARY KEY,
+        at_micros INTEGER NOT NULL,
+        changes BLOB NOT NULL
+    );
+    ALTER TABLE store_generation ADD COLUMN changes BLOB;
+    ALTER TABLE store_generation ADD COLUMN at_micros INTEGER;
+    DROP TRIGGER store_generation_logged;
+    CREATE TRIGGER store_generation_logged AFTER UPDATE OF generation ON store_generation
+    BEGIN
+        INSERT INTO write_log (generation, token) VALUES (NEW.generation, NEW.token);
+        DELETE FROM write_log WHERE generation <= NEW.generation - 65536;
+        INSERT INTO change_feed (generation, at_micros, changes)
+            SELECT NEW.generation, NEW.at_micros, NEW.changes
+            WHERE NEW.changes IS NOT NULL AND NEW.at_micros IS NOT NULL;
+        DELETE FROM change_feed WHERE generation IN (
+                SELECT generation FROM change_feed ORDER BY generation LIMIT 4)
+            AND (generation <= NEW.generation - 4096
+                OR at_micros < NEW.at_micros - 3600000000);
     END;",
 ];
 

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use libsql::{Builder, Statement, Value};
+use memory_core::feed::{
+    Change, Changed, ChangesSince, FeedEntry, FeedGap, decode_changes, encode_changes,
+};
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, FinishOnDrop,
     Heuristic, HeuristicId, Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError,
@@ -309,8 +312,35 @@ impl TursoStorage {
 
     /// The generation read on the signal's own connection, under the commit order.
     async fn ordered_generation(&self, signal: Arc<Signal>) -> Result<u64> {
+        let value = self
+            .on_signal(
+                signal,
+                job(|conn| Box::pin(single_integer(conn, GENERATION, Vec::new()))),
+            )
+            .await?;
+        Ok(u64::try_from(value).unwrap_or_default())
+    }
+
+    /// What the writes after `since` changed, from the change feed: on the signal's own
+    /// connection under the commit order when there is one, else on a pooled connection
+    /// (remotely one round trip).
+    async fn read_changes_since(&self, since: u64) -> Result<ChangesSince> {
+        let read = job(move |conn| Box::pin(read_changes(conn, since)));
+        match &self.inner.signal {
+            Some(signal) => self.on_signal(Arc::clone(signal), read).await,
+            None => self.with_conn(read).await,
+        }
+    }
+
+    /// Runs `work` on the signal's own connection (opened on first use, reopened after a
+    /// failure) while holding the commit order, off the async workers.
+    async fn on_signal<T: Send + 'static>(
+        &self,
+        signal: Arc<Signal>,
+        work: impl for<'c> Fn(&'c mut Conn) -> Job<'c, Result<T>> + Send + 'static,
+    ) -> Result<T> {
         let pool = Arc::clone(&self.inner.pool);
-        let value = run_blocking(move |runtime| {
+        run_blocking(move |runtime| {
             let _order = signal.order.blocking_lock();
             let mut slot = signal.conn.lock();
             if slot.is_none() {
@@ -319,14 +349,13 @@ impl TursoStorage {
             let Some(conn) = slot.as_mut() else {
                 return Err(StorageError::internal("the signal connection vanished"));
             };
-            let value = runtime.block_on(single_integer(conn, GENERATION, Vec::new()));
+            let value = runtime.block_on(work(conn));
             if value.is_err() {
                 *slot = None; // reopened by the next check
             }
             value
         })
-        .await?;
-        Ok(u64::try_from(value).unwrap_or_default())
+        .await
     }
 
     /// Opens the store as [`open`](Self::open) does and puts the cache `config.cache`
@@ -624,7 +653,7 @@ impl TursoStorage {
                 Ok(Row::of(item, encoding, payload))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.transaction(Work::<E>::Upsert(rows)).await
+        self.transaction(Work::upsert(items, rows)?).await
     }
 
     /// Runs `work` as one write transaction (retried while that is safe), then lets a
@@ -668,7 +697,7 @@ impl TursoStorage {
     async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
         validate_ids(ids, true)?;
         let ids = ids.to_vec();
-        self.transaction(Work::<E>::Delete(ids)).await
+        self.transaction(Work::<E>::delete(ids)?).await
     }
 
     async fn count_items<E: Table>(&self) -> Result<u64> {
@@ -757,17 +786,39 @@ async fn switch_to_wal(raw: &libsql::Connection, busy_timeout: Duration) -> Resu
 
 /// Runs `work` inside one immediate transaction on `conn`, bumping the store generation;
 /// any failure rolls everything back. Returns the generation this transaction produced.
-/// What one write transaction does, owned (it may finish on a task of its own).
-enum Work<E: Table> {
+/// What one write transaction does, owned (it may finish on a task of its own), and its
+/// change-feed entry (`memory_core::feed`), recorded with the generation.
+struct Work<E: Table> {
+    rows: Rows<E>,
+    changes: Vec<u8>,
+}
+
+enum Rows<E: Table> {
     Upsert(Vec<Row>),
     Delete(Vec<E::Id>),
 }
 
 impl<E: Table> Work<E> {
+    fn upsert(items: &[E], rows: Vec<Row>) -> Result<Self> {
+        let changes: Vec<Change> = items.iter().map(Changed::stored).collect();
+        Ok(Work {
+            rows: Rows::Upsert(rows),
+            changes: encode_changes(&changes)?,
+        })
+    }
+
+    fn delete(ids: Vec<E::Id>) -> Result<Self> {
+        let changes: Vec<Change> = ids.iter().map(|id| E::deleted(*id)).collect();
+        Ok(Work {
+            rows: Rows::Delete(ids),
+            changes: encode_changes(&changes)?,
+        })
+    }
+
     async fn run(&self, conn: &mut Conn) -> Result<()> {
-        match self {
-            Work::Upsert(rows) => upsert_all::<E>(conn, rows).await,
-            Work::Delete(ids) => delete_all::<E>(conn, ids).await,
+        match &self.rows {
+            Rows::Upsert(rows) => upsert_all::<E>(conn, rows).await,
+            Rows::Delete(ids) => delete_all::<E>(conn, ids).await,
         }
     }
 }
@@ -790,9 +841,18 @@ impl Failed {
 /// Advances the store generation, leaving the write's token in the write log (a trigger
 /// writes the log, so this is still one statement: no extra round trip).
 const BUMP_GENERATION: &str = "UPDATE store_generation SET generation = generation + 1, \
-                               token = ?1 WHERE id = 1 RETURNING generation";
+                               token = ?1, changes = ?2, at_micros = ?3 WHERE id = 1 \
+                               RETURNING generation";
 /// The store generation.
 const GENERATION: &str = "SELECT generation FROM store_generation WHERE id = 1";
+/// The generation, then each change-feed row after `?1` in order (none: one row of NULLs),
+/// at most `?2` of them: one consistent read.
+const CHANGES_SINCE: &str = "SELECT s.generation, f.generation, f.changes \
+                             FROM store_generation s \
+                             LEFT JOIN change_feed f ON f.generation > ?1 \
+                             WHERE s.id = 1 ORDER BY f.generation LIMIT ?2";
+/// The most writes one feed answer lists; a reader further behind flushes.
+const FEED_ANSWER_WRITES: u64 = 1_024;
 /// Which generation the write with a token produced, if it committed.
 const TOKEN_GENERATION: &str = "SELECT generation FROM write_log WHERE token = ?1";
 
@@ -800,7 +860,12 @@ const TOKEN_GENERATION: &str = "SELECT generation FROM write_log WHERE token = ?
 /// under `token` (the write log's trigger records the token). Answers the generation.
 async fn write_body<E: Table>(conn: &mut Conn, work: &Work<E>, token: &[u8]) -> Result<u64> {
     work.run(conn).await?;
-    single_integer(conn, BUMP_GENERATION, vec![Value::Blob(token.to_vec())])
+    let params = vec![
+        Value::Blob(token.to_vec()),
+        Value::Blob(work.changes.clone()),
+        Value::Integer(memory_core::Timestamp::now().as_micros()),
+    ];
+    single_integer(conn, BUMP_GENERATION, params)
         .await
         .map(|generation| u64::try_from(generation).unwrap_or_default())
 }
@@ -880,6 +945,67 @@ async fn single_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Resul
     optional_integer(conn, sql, params)
         .await?
         .ok_or_else(|| StorageError::corrupt(format!("no row from `{sql}`")))
+}
+
+/// The feed's answer for the writes after `since` (see [`CHANGES_SINCE`]).
+async fn read_changes(conn: &mut Conn, since: u64) -> Result<ChangesSince> {
+    let since_param = i64::try_from(since).unwrap_or(i64::MAX);
+    let limit = i64::try_from(FEED_ANSWER_WRITES + 1).unwrap_or(i64::MAX);
+    let stmt = statement(conn, CHANGES_SINCE).await?;
+    let result = async {
+        let mut rows = stmt
+            .query(vec![Value::Integer(since_param), Value::Integer(limit)])
+            .await
+            .map_err(|e| db("reading the change feed", e))?;
+        let (mut current, mut writes, mut bulk) = (None, Vec::new(), false);
+        while let Some(row) = rows
+            .next()
+            .await
+            .map_err(|e| db("reading the change feed", e))?
+        {
+            let generation: i64 = row.get(0).map_err(|e| db("reading the generation", e))?;
+            current = Some(u64::try_from(generation).unwrap_or_default());
+            let Some(position) = row
+                .get::<Option<i64>>(1)
+                .map_err(|e| db("reading a feed position", e))?
+            else {
+                continue;
+            };
+            let bytes: Vec<u8> = row.get(2).map_err(|e| db("reading a feed entry", e))?;
+            match decode_changes(&bytes)? {
+                Some(changes) => writes.push(FeedEntry {
+                    position: u64::try_from(position).unwrap_or_default(),
+                    changes: changes.into(),
+                }),
+                None => bulk = true,
+            }
+        }
+        Ok::<_, StorageError>((current, writes, bulk))
+    }
+    .await;
+    stmt.reset();
+    let (current, writes, bulk) = result?;
+    let position = current.ok_or_else(|| StorageError::corrupt("no store generation row"))?;
+    let behind = position.saturating_sub(since);
+    let gap = if behind == 0 {
+        None
+    } else if bulk || behind > FEED_ANSWER_WRITES {
+        Some(FeedGap::TooMany)
+    } else if writes.len() as u64 != behind || writes.first().map(|w| w.position) != Some(since + 1)
+    {
+        // Trimmed, or written before the feed existed (such writes record no entry).
+        Some(FeedGap::Trimmed)
+    } else {
+        None
+    };
+    Ok(match gap {
+        Some(gap) => ChangesSince::Unknown { position, gap },
+        None if behind == 0 => ChangesSince::Complete {
+            position,
+            writes: Vec::new(),
+        },
+        None => ChangesSince::Complete { position, writes },
+    })
 }
 
 /// `(id, item)` for each row `(id, encoding, payload)` of `sql`.
@@ -1177,6 +1303,12 @@ impl StorageBackend for TursoStorage {
 impl ChangeSignal for TursoStorage {
     async fn change_position(&self) -> Result<u64> {
         self.generation().await
+    }
+
+    /// Read from the `change_feed` table the writes' trigger fills (see the schema): one
+    /// statement, so one round trip remotely.
+    async fn changes_since(&self, position: u64) -> Result<ChangesSince> {
+        self.read_changes_since(position).await
     }
 
     /// On a local file with a writer thread: each commit records its position under the lock

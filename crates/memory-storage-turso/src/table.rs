@@ -6,7 +6,7 @@ use libsql::Value;
 use memory_core::{Entity, Episode, EpisodeId, Heuristic, HeuristicId, Pattern, PatternId};
 
 /// An entity stored in a table of its own.
-pub(crate) trait Table: Entity {
+pub(crate) trait Table: Entity + memory_core::feed::Changed {
     /// The table's name.
     const TABLE: &'static str;
     /// Every column, the id first and `encoding, payload` last.

@@ -1,7 +1,8 @@
 //! Two OS processes on one store: a cached reader in this process, a writer in a child
 //! process (this test binary run again as `child_writer`). A write the child acknowledged
-//! is seen by every read of the parent that starts one change-check interval later: on a
-//! shared local database file and through two clients of one sqld.
+//! is seen by every read of the parent that starts one change-check interval later, and
+//! only what it wrote leaves the parent's caches (read from the change feed): on a shared
+//! local database file, through two clients of one sqld, and on a replica of a primary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -15,7 +16,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use memory_core::{Episode, EpisodeId, EpisodeQuery, StorageBackend, TaskContext, TaskType};
-use memory_storage_turso::{CacheSettings, TursoStorage};
+use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TARGET_ENV: &str = "MEMORY_TWO_PROCESSES_TARGET";
@@ -44,16 +45,46 @@ async fn child_writer() {
     println!("MEMORY-CHILD-ACK");
 }
 
-async fn reader_sees_the_other_process(target: String) -> anyhow::Result<()> {
+/// Episodes of another domain the reader keeps cached while the child writes.
+const UNTOUCHED: usize = 20;
+
+/// The reader: `reader` is its store (the file, a client of the server, or a replica of
+/// it); the child writes to `target`. `bound` is how long after the child's acknowledgement
+/// every read must see the writes (the check interval, plus a replica's sync interval).
+async fn reader_sees_the_other_process(
+    reader: TursoConfig,
+    target: String,
+    bound: Duration,
+) -> anyhow::Result<()> {
     let settings = CacheSettings::default().change_check_interval(INTERVAL);
-    let store = TursoStorage::open(config(&target).cache(settings.clone())).await?;
+    let store = TursoStorage::open(reader.cache(settings.clone())).await?;
     let cached = store.cached(&settings)?;
     let id = EpisodeId::new();
     cached.store_episode(&episode(id, "first")).await?;
+    let untouched: Vec<Episode> = (0..UNTOUCHED)
+        .map(|i| {
+            let mut e = Episode::new(
+                TaskType::Testing,
+                format!("untouched {i}"),
+                TaskContext::new("other"),
+            );
+            e.id = EpisodeId::new();
+            e
+        })
+        .collect();
+    cached.store_episodes(&untouched).await?;
     let by_domain = EpisodeQuery::new().domain("shared");
+    let other_domain = EpisodeQuery::new().domain("other");
     for _ in 0..3 {
         assert_eq!(cached.get_episode(id).await?.unwrap().description, "first");
         assert_eq!(cached.query_episodes(&by_domain).await?.items.len(), 1);
+        assert_eq!(
+            cached.query_episodes(&other_domain).await?.items.len(),
+            UNTOUCHED
+        );
+    }
+    for e in &untouched {
+        assert!(cached.get_episode(e.id).await?.is_some());
     }
     let before = cached.stats();
     assert!(
@@ -79,7 +110,7 @@ async fn reader_sees_the_other_process(target: String) -> anyhow::Result<()> {
     assert!(child.wait().await?.success());
 
     // The documented bound: reads starting one interval after the commit see it.
-    tokio::time::sleep_until((acked + INTERVAL).into()).await;
+    tokio::time::sleep_until((acked + bound).into()).await;
     let got = cached.get_episode(id).await?.unwrap();
     assert_eq!(
         got.description, "second",
@@ -91,11 +122,39 @@ async fn reader_sees_the_other_process(target: String) -> anyhow::Result<()> {
         2,
         "the other process's new episode is in the query"
     );
+    // What the child did not touch is still cached: no flush, no miss.
+    let mid = cached.stats();
+    assert_eq!(
+        cached.query_episodes(&other_domain).await?.items.len(),
+        UNTOUCHED
+    );
+    for e in &untouched {
+        assert!(cached.get_episode(e.id).await?.is_some());
+    }
     let after = cached.stats();
-    assert!(after.foreign_flushes > before.foreign_flushes, "{after:?}");
+    assert_eq!(after.foreign.flushes(), 0, "{after:?}");
+    assert!(
+        after.foreign.writes >= 2,
+        "both child writes read from the feed: {after:?}"
+    );
+    assert!(after.foreign.invalidated >= 2, "{after:?}");
+    assert_eq!(
+        after.episodes.misses, mid.episodes.misses,
+        "untouched episodes stay cached: {after:?}"
+    );
+    assert_eq!(
+        after.episodes.hits - mid.episodes.hits,
+        UNTOUCHED as u64,
+        "{after:?}"
+    );
+    assert_eq!(
+        after.episode_queries.hits - mid.episode_queries.hits,
+        1,
+        "the other domain's page stays cached: {after:?}"
+    );
 
-    // Its own writes do not make it flush.
-    let flushes = after.foreign_flushes;
+    // Its own writes are not taken for foreign ones.
+    let foreign = after.foreign.writes;
     for i in 0..5 {
         cached
             .store_episode(&episode(id, &format!("own {i}")))
@@ -106,11 +165,12 @@ async fn reader_sees_the_other_process(target: String) -> anyhow::Result<()> {
             format!("own {i}")
         );
     }
+    let last = cached.stats();
     assert_eq!(
-        cached.stats().foreign_flushes,
-        flushes,
-        "own writes are not foreign"
+        last.foreign.writes, foreign,
+        "own writes are not foreign: {last:?}"
     );
+    assert_eq!(last.foreign.flushes(), 0, "{last:?}");
     Ok(())
 }
 
@@ -118,13 +178,25 @@ async fn reader_sees_the_other_process(target: String) -> anyhow::Result<()> {
 async fn a_write_by_another_process_on_the_same_file_is_seen_within_the_interval()
 -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("memory.db");
-    reader_sees_the_other_process(format!("file:{}", path.display())).await
+    let target = format!("file:{}", dir.path().join("memory.db").display());
+    reader_sees_the_other_process(config(&target), target, INTERVAL).await
 }
 
 #[tokio::test]
 async fn a_write_by_another_client_of_the_server_is_seen_within_the_interval() -> anyhow::Result<()>
 {
     let server = support::Sqld::start().await?;
-    reader_sees_the_other_process(server.url()).await
+    reader_sees_the_other_process(config(&server.url()), server.url(), INTERVAL).await
+}
+
+/// A replica syncing every `SYNC` sees a write to its primary within the sync interval plus
+/// the check interval.
+#[tokio::test]
+async fn a_write_to_the_primary_reaches_a_replica_reader_through_the_feed() -> anyhow::Result<()> {
+    const SYNC: Duration = Duration::from_millis(50);
+    let server = support::Sqld::start_primary().await?;
+    let dir = tempfile::tempdir()?;
+    let replica =
+        TursoConfig::replica(dir.path().join("replica.db"), server.url(), None).sync_interval(SYNC);
+    reader_sees_the_other_process(replica, server.url(), INTERVAL + SYNC).await
 }
