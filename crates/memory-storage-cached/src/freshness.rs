@@ -257,7 +257,15 @@ impl Freshness {
                 },
                 None => return,
             };
-            tokio::time::sleep_until(due.into()).await;
+            // A runtime built without timers makes tokio panic here: caught once, the
+            // refresher then stays marked running (never started again) and reads keep
+            // checking for themselves.
+            let Ok(sleep) = std::panic::catch_unwind(|| tokio::time::sleep_until(due.into()))
+            else {
+                tracing::warn!("the runtime has no timers: change checks run on reads only");
+                return;
+            };
+            sleep.await;
             let Some(owner) = owner.upgrade() else { return };
             let Some(f) = freshness(&owner) else { return };
             if !f.read_since_check.swap(false, Ordering::AcqRel) {

@@ -3,6 +3,11 @@
 //! backend. Each episode id has one writing task, which numbers its versions; every read
 //! checks that what it got is no older than the last write of that id acknowledged before
 //! the read began (and is a version that was really written).
+//!
+//! The second property runs the tasks through two caches over one store, each watching
+//! the store's change signal and feed with a check before every read (a 1 ns interval): a
+//! write through one cache is another writer's to the other, and no read through either
+//! may be older than a write acknowledged before it began.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -11,7 +16,8 @@ use std::sync::Arc;
 
 use memory_core::testing::Yielding;
 use memory_core::{
-    Episode, EpisodeId, EpisodeQuery, InMemoryStorage, StorageBackend, TaskContext, TaskType,
+    ChangeSignal, Episode, EpisodeId, EpisodeQuery, InMemoryStorage, StorageBackend, TaskContext,
+    TaskType,
 };
 use memory_storage_cached::{CacheSettings, CachedStorage};
 use parking_lot::Mutex;
@@ -147,7 +153,7 @@ fn check_get(
 }
 
 async fn run_task(
-    store: Arc<CachedStorage<Yielding<InMemoryStorage>>>,
+    store: Arc<dyn StorageBackend>,
     model: Arc<Model>,
     task: usize,
     ops: Vec<Op>,
@@ -263,6 +269,7 @@ async fn run_task(
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_time()
         .build()
         .unwrap()
 }
@@ -284,7 +291,10 @@ proptest! {
             let handles: Vec<_> = tasks
                 .into_iter()
                 .enumerate()
-                .map(|(t, ops)| tokio::spawn(run_task(store.clone(), model.clone(), t, ops)))
+                .map(|(t, ops)| {
+                    let store: Arc<dyn StorageBackend> = store.clone();
+                    tokio::spawn(run_task(store, model.clone(), t, ops))
+                })
                 .collect();
             let mut results = Vec::new();
             for h in handles {
@@ -296,4 +306,141 @@ proptest! {
             prop_assert!(result.is_ok(), "{}", result.unwrap_err());
         }
     }
+}
+
+/// Runs `tasks` through two caches over one store, task `t` through cache `t % 2`; answers
+/// each task's result and the caches' counters.
+fn run_two_caches(
+    tasks: Vec<Vec<Op>>,
+    write_through: bool,
+) -> (
+    Vec<Result<(), String>>,
+    Vec<memory_core::stats::ForeignWriteStats>,
+) {
+    let rt = runtime();
+    let settings = CacheSettings::default()
+        .budget_bytes(1 << 20)
+        .write_through(write_through)
+        .change_check_interval(std::time::Duration::from_nanos(1));
+    let store = Arc::new(Yielding::new(InMemoryStorage::new()));
+    let caches: Vec<Arc<CachedStorage<Arc<Yielding<InMemoryStorage>>>>> = (0..2)
+        .map(|_| {
+            let signal: Arc<dyn ChangeSignal> = store.clone();
+            Arc::new(
+                CachedStorage::new(Arc::clone(&store), &settings)
+                    .unwrap()
+                    .with_change_signal(signal),
+            )
+        })
+        .collect();
+    let model = Arc::new(Model::new());
+    let results = rt.block_on(async {
+        let handles: Vec<_> = tasks
+            .into_iter()
+            .enumerate()
+            .map(|(t, ops)| {
+                let cache: Arc<dyn StorageBackend> = caches[t % 2].clone();
+                tokio::spawn(run_task(cache, model.clone(), t, ops))
+            })
+            .collect();
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.unwrap());
+        }
+        results
+    });
+    (results, caches.iter().map(|c| c.stats().foreign).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn two_caches_over_one_store_never_read_older_than_an_acknowledged_write(
+        tasks in proptest::collection::vec(proptest::collection::vec(op(), 1..30), TASKS),
+        write_through in any::<bool>(),
+    ) {
+        let (results, foreign) = run_two_caches(tasks, write_through);
+        for result in results {
+            prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+        }
+        for f in foreign {
+            // The feed always reaches back: every foreign write is dropped item by item.
+            prop_assert_eq!(f.flushes(), 0, "{:?}", f);
+        }
+    }
+}
+
+/// The two-cache property does exercise the feed: a write through one cache reaches the
+/// other as a foreign write, dropped item by item, and the rest stays cached.
+#[test]
+fn writes_through_one_cache_are_foreign_writes_to_the_other() {
+    runtime().block_on(async {
+        let settings =
+            CacheSettings::default().change_check_interval(std::time::Duration::from_nanos(1));
+        let store = Arc::new(InMemoryStorage::new());
+        let cache = || {
+            let signal: Arc<dyn ChangeSignal> = store.clone();
+            CachedStorage::new(Arc::clone(&store), &settings)
+                .unwrap()
+                .with_change_signal(signal)
+        };
+        let (a, b) = (cache(), cache());
+        let (x, y) = (EpisodeId::new(), EpisodeId::new());
+        a.store_episodes(&[episode(x, 1, "web"), episode(y, 1, "cli")])
+            .await
+            .unwrap();
+        for id in [x, y] {
+            assert!(b.get_episode(id).await.unwrap().is_some());
+        }
+        a.store_episode(&episode(x, 2, "web")).await.unwrap();
+        let misses = b.stats().episodes.misses;
+        assert_eq!(version_of(&b.get_episode(x).await.unwrap().unwrap()), 2);
+        assert_eq!(version_of(&b.get_episode(y).await.unwrap().unwrap()), 1);
+        let stats = b.stats();
+        assert_eq!(
+            stats.episodes.misses,
+            misses + 1,
+            "only x was dropped: {stats:?}"
+        );
+        assert_eq!(stats.foreign.flushes(), 0, "{stats:?}");
+        // b's first check (at its first read) came after the batch: only the rewrite of x
+        // is a write it had to catch up on.
+        assert_eq!(
+            (stats.foreign.writes, stats.foreign.invalidated),
+            (1, 1),
+            "{stats:?}"
+        );
+    });
+}
+
+/// On a runtime without timers the refresher cannot run; reads check for themselves and
+/// still see other writers (no panic reaches the caller).
+#[test]
+fn a_runtime_without_timers_still_sees_other_writers() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let settings =
+            CacheSettings::default().change_check_interval(std::time::Duration::from_nanos(1));
+        let store = Arc::new(InMemoryStorage::new());
+        let signal: Arc<dyn ChangeSignal> = store.clone();
+        let cached = CachedStorage::new(Arc::clone(&store), &settings)
+            .unwrap()
+            .with_change_signal(signal);
+        let x = EpisodeId::new();
+        for version in 1..=3 {
+            store
+                .store_episode(&episode(x, version, "web"))
+                .await
+                .unwrap();
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+                let got = cached.get_episode(x).await.unwrap().unwrap();
+                assert_eq!(version_of(&got), version);
+            }
+        }
+        assert!(cached.stats().episodes.hits > 0);
+    });
 }

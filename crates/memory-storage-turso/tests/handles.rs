@@ -114,11 +114,13 @@ async fn own_concurrent_writes_never_flush_the_cache() {
     let stats = cached.stats();
     println!(
         "8 tasks, {writes} writes, {} hits: {} whole-cache flushes",
-        stats.episodes.hits, stats.foreign.flushes()
+        stats.episodes.hits,
+        stats.foreign.flushes()
     );
     assert!(writes > 100, "the load ran: {writes} writes");
     assert_eq!(
-        stats.foreign.flushes(), 0,
+        stats.foreign.flushes(),
+        0,
         "own writes taken for foreign ones"
     );
 }

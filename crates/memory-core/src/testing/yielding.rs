@@ -87,3 +87,25 @@ macro_rules! yielding {
 }
 
 crate::storage::with_storage_methods!(yielding);
+
+/// The change signal yields around its calls too, so that checks interleave with writes.
+#[async_trait]
+impl<S: crate::ChangeSignal> crate::ChangeSignal for Yielding<S> {
+    async fn change_position(&self) -> Result<u64> {
+        self.pause().await;
+        let result = self.inner.change_position().await;
+        self.pause().await;
+        result
+    }
+
+    async fn changes_since(&self, position: u64) -> Result<crate::feed::ChangesSince> {
+        self.pause().await;
+        let result = self.inner.changes_since(position).await;
+        self.pause().await;
+        result
+    }
+
+    fn reports_before_visible(&self) -> bool {
+        self.inner.reports_before_visible()
+    }
+}
