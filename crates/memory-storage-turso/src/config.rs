@@ -171,6 +171,11 @@ pub struct TursoConfig {
     /// than this behind, writers wait for a full one, and the file is truncated to this size
     /// whenever the log restarts.
     pub wal_limit_pages: u32,
+    /// Whether this store's writes record what they changed in the database's change feed
+    /// (on by default). Other processes' and clients' caches read it to drop exactly what
+    /// a write changed; a write that records nothing makes them drop everything. Off only
+    /// to measure what the feed costs.
+    pub change_feed: bool,
     /// Payloads of at least this many bytes are stored zstd-compressed.
     pub compression_threshold: usize,
     /// zstd level for compressed payloads.
@@ -209,6 +214,7 @@ impl TursoConfig {
             page_cache_kib: 16 * 1024,
             checkpoint_interval: Duration::from_millis(50),
             wal_limit_pages: 8 * 1024,
+            change_feed: true,
             compression_threshold: 4 * 1024,
             compression_level: 3,
             retry: RetryPolicy::default(),
@@ -366,6 +372,12 @@ impl TursoConfig {
     /// Sets [`wal_limit_pages`](Self::wal_limit_pages).
     pub fn wal_limit_pages(mut self, pages: u32) -> Self {
         self.wal_limit_pages = pages;
+        self
+    }
+
+    /// Sets [`change_feed`](Self::change_feed).
+    pub fn change_feed(mut self, record: bool) -> Self {
+        self.change_feed = record;
         self
     }
 

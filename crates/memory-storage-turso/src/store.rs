@@ -653,7 +653,8 @@ impl TursoStorage {
                 Ok(Row::of(item, encoding, payload))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.transaction(Work::upsert(items, rows)?).await
+        self.transaction(Work::upsert(items, rows, self.inner.config.change_feed)?)
+            .await
     }
 
     /// Runs `work` as one write transaction (retried while that is safe), then lets a
@@ -697,7 +698,8 @@ impl TursoStorage {
     async fn delete_items<E: Table>(&self, ids: &[E::Id]) -> Result<()> {
         validate_ids(ids, true)?;
         let ids = ids.to_vec();
-        self.transaction(Work::<E>::delete(ids)?).await
+        self.transaction(Work::<E>::delete(ids, self.inner.config.change_feed)?)
+            .await
     }
 
     async fn count_items<E: Table>(&self) -> Result<u64> {
@@ -790,7 +792,7 @@ async fn switch_to_wal(raw: &libsql::Connection, busy_timeout: Duration) -> Resu
 /// change-feed entry (`memory_core::feed`), recorded with the generation.
 struct Work<E: Table> {
     rows: Rows<E>,
-    changes: Vec<u8>,
+    changes: Option<Vec<u8>>,
 }
 
 enum Rows<E: Table> {
@@ -799,19 +801,32 @@ enum Rows<E: Table> {
 }
 
 impl<E: Table> Work<E> {
-    fn upsert(items: &[E], rows: Vec<Row>) -> Result<Self> {
-        let changes: Vec<Change> = items.iter().map(Changed::stored).collect();
+    /// `feed`: record the changes (else the write leaves a gap in the feed).
+    fn upsert(items: &[E], rows: Vec<Row>, feed: bool) -> Result<Self> {
+        let changes = match feed {
+            true => Some(encode_changes(
+                &items.iter().map(Changed::stored).collect::<Vec<Change>>(),
+            )?),
+            false => None,
+        };
         Ok(Work {
             rows: Rows::Upsert(rows),
-            changes: encode_changes(&changes)?,
+            changes,
         })
     }
 
-    fn delete(ids: Vec<E::Id>) -> Result<Self> {
-        let changes: Vec<Change> = ids.iter().map(|id| E::deleted(*id)).collect();
+    fn delete(ids: Vec<E::Id>, feed: bool) -> Result<Self> {
+        let changes = match feed {
+            true => Some(encode_changes(
+                &ids.iter()
+                    .map(|id| E::deleted(*id))
+                    .collect::<Vec<Change>>(),
+            )?),
+            false => None,
+        };
         Ok(Work {
             rows: Rows::Delete(ids),
-            changes: encode_changes(&changes)?,
+            changes,
         })
     }
 
@@ -862,7 +877,7 @@ async fn write_body<E: Table>(conn: &mut Conn, work: &Work<E>, token: &[u8]) -> 
     work.run(conn).await?;
     let params = vec![
         Value::Blob(token.to_vec()),
-        Value::Blob(work.changes.clone()),
+        work.changes.clone().map_or(Value::Null, Value::Blob),
         Value::Integer(memory_core::Timestamp::now().as_micros()),
     ];
     single_integer(conn, BUMP_GENERATION, params)
@@ -957,7 +972,7 @@ async fn read_changes(conn: &mut Conn, since: u64) -> Result<ChangesSince> {
             .query(vec![Value::Integer(since_param), Value::Integer(limit)])
             .await
             .map_err(|e| db("reading the change feed", e))?;
-        let (mut current, mut writes, mut bulk) = (None, Vec::new(), false);
+        let (mut current, mut first, mut writes, mut bulk) = (None, None, Vec::new(), false);
         while let Some(row) = rows
             .next()
             .await
@@ -971,29 +986,32 @@ async fn read_changes(conn: &mut Conn, since: u64) -> Result<ChangesSince> {
             else {
                 continue;
             };
+            let position = u64::try_from(position).unwrap_or_default();
+            first.get_or_insert(position);
             let bytes: Vec<u8> = row.get(2).map_err(|e| db("reading a feed entry", e))?;
             match decode_changes(&bytes)? {
                 Some(changes) => writes.push(FeedEntry {
-                    position: u64::try_from(position).unwrap_or_default(),
+                    position,
                     changes: changes.into(),
                 }),
                 None => bulk = true,
             }
         }
-        Ok::<_, StorageError>((current, writes, bulk))
+        Ok::<_, StorageError>((current, first, writes, bulk))
     }
     .await;
     stmt.reset();
-    let (current, writes, bulk) = result?;
+    let (current, first, writes, bulk) = result?;
     let position = current.ok_or_else(|| StorageError::corrupt("no store generation row"))?;
     let behind = position.saturating_sub(since);
     let gap = if behind == 0 {
         None
+    } else if first != Some(since + 1) {
+        // Trimmed, or written without an entry (before the feed existed, or with it off).
+        Some(FeedGap::Trimmed)
     } else if bulk || behind > FEED_ANSWER_WRITES {
         Some(FeedGap::TooMany)
-    } else if writes.len() as u64 != behind || writes.first().map(|w| w.position) != Some(since + 1)
-    {
-        // Trimmed, or written before the feed existed (such writes record no entry).
+    } else if writes.len() as u64 != behind {
         Some(FeedGap::Trimmed)
     } else {
         None
