@@ -27,6 +27,7 @@
 
 pub mod agent;
 pub mod curves;
+pub mod feed;
 pub mod figures;
 pub mod gate;
 pub mod instructions;

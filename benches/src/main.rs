@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use memory_bench::feed::{FeedOptions, feed};
 use memory_bench::instructions::{HotPath, run_hot_path};
 use memory_bench::measure::{self, GateOptions, Measurement, Weakening};
 use memory_bench::run::{RunOptions, RunResult, standard_run};
@@ -79,8 +80,6 @@ enum Command {
         #[arg(long)]
         commit: String,
     },
-    /// Runs one CPU-bound hot path OPS times: the gate runs this under callgrind.
-    #[command(hide = true)]
     /// Tail latencies: single writes on a local file, and a single task's cached gets with
     /// the change check on (local file and sqld on loopback; needs SQLD_BIN or sqld).
     Tails {
@@ -91,6 +90,26 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         secs: f64,
     },
+    /// The change feed with other writers in other processes: a reader's hit ratio beside
+    /// a writer at 1, 20 and 200 writes/s; 2 and 4 processes sharing a file and a sqld
+    /// (throughput, hit ratio, largest staleness); the feed's cost. Exit status 1 if a
+    /// target fails. The sqld runs need SQLD_BIN or sqld.
+    Feed {
+        /// The short version: 2 s phases, 20/s only, 2 processes on a file, no sqld.
+        #[arg(long)]
+        quick: bool,
+        /// Seconds per phase (default 10; 2 with --quick).
+        #[arg(long)]
+        secs: Option<f64>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// A process `feed` starts.
+    #[command(hide = true, subcommand)]
+    FeedChild(FeedChild),
+    /// Runs one CPU-bound hot path OPS times: the gate runs this under callgrind.
+    #[command(hide = true)]
     HotPath {
         /// The path.
         #[arg(value_enum)]
@@ -101,6 +120,32 @@ enum Command {
         /// The configuration under test.
         #[arg(long, value_enum, default_value_t = Weakening::None)]
         weaken: Weakening,
+    },
+}
+
+#[derive(Subcommand)]
+enum FeedChild {
+    /// Writes other episodes at a rate.
+    Writer {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        rate: u32,
+        #[arg(long)]
+        secs: f64,
+    },
+    /// One of several processes sharing a store.
+    Peer {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        peer: u32,
+        #[arg(long)]
+        peers: u32,
+        #[arg(long)]
+        secs: f64,
+        #[arg(long)]
+        logs: PathBuf,
     },
 }
 
@@ -343,6 +388,8 @@ fn main() -> ExitCode {
         Command::Gate(_) => "the gate found a regression (or could not tell)",
         Command::Soak { .. } => "the soak failed",
         Command::Tails { .. } => "a tail measurement failed",
+        Command::Feed { .. } => "a change-feed target failed",
+        Command::FeedChild(_) => "a change-feed child process failed",
         _ => "a dashboard bar failed",
     };
     let outcome = match cli.command {
@@ -372,6 +419,37 @@ fn main() -> ExitCode {
             }
             Ok(true)
         }),
+        Command::Feed { quick, secs, json } => runtime.block_on(async {
+            let mut options = if quick {
+                FeedOptions::quick()
+            } else {
+                FeedOptions::full()
+            };
+            if let Some(secs) = secs {
+                options.secs = secs;
+            }
+            let report = feed(&options).await?;
+            print!("{report}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(report.checks().iter().all(|(_, holds)| *holds))
+        }),
+        Command::FeedChild(FeedChild::Writer { target, rate, secs }) => runtime
+            .block_on(memory_bench::feed::writer_child(&target, rate, secs))
+            .map(|()| true),
+        Command::FeedChild(FeedChild::Peer {
+            target,
+            peer,
+            peers,
+            secs,
+            logs,
+        }) => runtime
+            .block_on(memory_bench::feed::peer_child(
+                &target, peer, peers, secs, &logs,
+            ))
+            .map(|()| true),
         Command::HotPath { path, ops, weaken } => runtime
             .block_on(run_hot_path(path, ops, weaken))
             .map(|()| true),

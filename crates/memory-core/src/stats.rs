@@ -152,7 +152,7 @@ pub struct CachedStorageStats {
 }
 
 /// What a caching store's change checks did about other writers' writes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ForeignWriteStats {
     /// Other writers' writes the checks saw in the store's change feed.
     pub writes: u64,

@@ -102,6 +102,9 @@ struct Inner {
 struct Signal {
     order: Arc<tokio::sync::Mutex<()>>,
     conn: parking_lot::Mutex<Option<Conn>>,
+    /// `PRAGMA data_version` of that connection and the generation read with it: while the
+    /// version stays, no other connection committed, and a check needs no other statement.
+    seen: parking_lot::Mutex<Option<(i64, u64)>>,
 }
 
 impl std::fmt::Debug for TursoStorage {
@@ -199,6 +202,7 @@ impl TursoStorage {
                     Arc::new(Signal {
                         order: Arc::default(),
                         conn: parking_lot::Mutex::new(None),
+                        seen: parking_lot::Mutex::new(None),
                     })
                 }),
                 pool,
@@ -325,10 +329,21 @@ impl TursoStorage {
     /// connection under the commit order when there is one, else on a pooled connection
     /// (remotely one round trip).
     async fn read_changes_since(&self, since: u64) -> Result<ChangesSince> {
-        let read = job(move |conn| Box::pin(read_changes(conn, since)));
         match &self.inner.signal {
-            Some(signal) => self.on_signal(Arc::clone(signal), read).await,
-            None => self.with_conn(read).await,
+            Some(signal) => {
+                let watched = Arc::clone(signal);
+                let read = job(move |conn| {
+                    let watched = Arc::clone(&watched);
+                    Box::pin(
+                        async move { changes_unless_unchanged(conn, since, &watched.seen).await },
+                    )
+                });
+                self.on_signal(Arc::clone(signal), read).await
+            }
+            None => {
+                self.with_conn(job(move |conn| Box::pin(read_changes(conn, since))))
+                    .await
+            }
         }
     }
 
@@ -344,6 +359,7 @@ impl TursoStorage {
             let _order = signal.order.blocking_lock();
             let mut slot = signal.conn.lock();
             if slot.is_none() {
+                *signal.seen.lock() = None; // data_version is per connection
                 *slot = Some(runtime.block_on(pool.open())?);
             }
             let Some(conn) = slot.as_mut() else {
@@ -866,8 +882,10 @@ const CHANGES_SINCE: &str = "SELECT s.generation, f.generation, f.changes \
                              FROM store_generation s \
                              LEFT JOIN change_feed f ON f.generation > ?1 \
                              WHERE s.id = 1 ORDER BY f.generation LIMIT ?2";
-/// The most writes one feed answer lists; a reader further behind flushes.
-const FEED_ANSWER_WRITES: u64 = 1_024;
+/// The most writes one feed answer lists: all the feed keeps (a reader further behind finds
+/// the feed trimmed and flushes). A reader that paused while another process kept writing
+/// (its own write waiting for the file's lock, say) catches up item by item.
+const FEED_ANSWER_WRITES: u64 = 4_096;
 /// Which generation the write with a token produced, if it committed.
 const TOKEN_GENERATION: &str = "SELECT generation FROM write_log WHERE token = ?1";
 
@@ -960,6 +978,26 @@ async fn single_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Resul
     optional_integer(conn, sql, params)
         .await?
         .ok_or_else(|| StorageError::corrupt(format!("no row from `{sql}`")))
+}
+
+/// [`read_changes`], unless this connection's `PRAGMA data_version` says no other
+/// connection committed since `seen` was read at generation `since`: then nothing changed.
+async fn changes_unless_unchanged(
+    conn: &mut Conn,
+    since: u64,
+    seen: &parking_lot::Mutex<Option<(i64, u64)>>,
+) -> Result<ChangesSince> {
+    let version = single_integer(conn, "PRAGMA data_version", Vec::new()).await?;
+    if *seen.lock() == Some((version, since)) {
+        return Ok(ChangesSince::Complete {
+            position: since,
+            writes: Vec::new(),
+        });
+    }
+    // Read after the version: a commit in between makes the next version differ.
+    let answer = read_changes(conn, since).await?;
+    *seen.lock() = Some((version, answer.position()));
+    Ok(answer)
 }
 
 /// The feed's answer for the writes after `since` (see [`CHANGES_SINCE`]).
