@@ -40,5 +40,8 @@ cargo test --locked -p memory-bench --benches
 step "damaged redb pages in a release build (debug redb refuses such files at open)"
 cargo test --release --locked -p memory-storage-redb --test corrupt
 
+step "the change feed with other writers in other processes, short (the full one: memory-bench feed)"
+cargo run --locked -p memory-bench -- feed --quick
+
 step "short soak (the full one: scripts/soak.sh)"
 cargo run --locked -p memory-bench -- soak --secs 20 --tasks 16

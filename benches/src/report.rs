@@ -138,6 +138,31 @@ pub fn rows(r: &RunResult) -> Vec<Row> {
             pass: None,
         },
     });
+    rows.push(match &r.beside_writer {
+        Some((alone, beside)) => {
+            let drop = 100.0 * (alone.hit_ratio - beside.hit_ratio);
+            Row {
+                metric: "hit rate beside another process writing 20/s",
+                plan: "—",
+                bar: "within 1 point of alone",
+                measured: format!(
+                    "{} (alone {}; {} foreign writes dropped item by item, {} flushes)",
+                    pct(beside.hit_ratio),
+                    pct(alone.hit_ratio),
+                    beside.foreign.writes,
+                    beside.foreign.flushes()
+                ),
+                pass: Some(drop <= 1.0),
+            }
+        }
+        None => Row {
+            metric: "hit rate beside another process writing 20/s",
+            plan: "—",
+            bar: "within 1 point of alone",
+            measured: "measured by `memory-bench run` on a local file only".to_string(),
+            pass: None,
+        },
+    });
     let bulk = format!("{:.0} episodes/s", r.bulk_insert_per_sec);
     rows.push(match &r.raw {
         Some(raw) => {
@@ -315,6 +340,17 @@ mod tests {
             }),
             hit_ratio_curve: Vec::new(),
             episode_budget_share: 0.0,
+            beside_writer: Some((phase(0, 1.0), phase(20, 0.995))),
+        }
+    }
+
+    fn phase(rate: u32, hit_ratio: f64) -> crate::feed::RatePhase {
+        crate::feed::RatePhase {
+            rate,
+            written: 0,
+            gets: 1_000,
+            hit_ratio,
+            foreign: Default::default(),
         }
     }
 
@@ -348,13 +384,19 @@ mod tests {
             r.raw = None;
             r.bulk_insert_per_sec = 4_999.0;
         }));
+        assert!(
+            fails(|r| r.beside_writer.as_mut().unwrap().1.hit_ratio = 0.989),
+            "1.1 points below alone"
+        );
+        assert!(!fails(|r| r.beside_writer = None), "not measured: no bar");
     }
 
     #[test]
     fn markdown_has_a_row_per_metric() {
         let text = markdown(&result());
-        assert_eq!(text.matches("| PASS |").count(), 5, "{text}");
+        assert_eq!(text.matches("| PASS |").count(), 6, "{text}");
         assert!(text.contains("| episode hit rate, agent sessions | 85–90 % | ≥ 85 % |"));
         assert!(text.contains("cached get, change check on"));
+        assert!(text.contains("hit rate beside another process writing 20/s"));
     }
 }

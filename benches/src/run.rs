@@ -42,7 +42,15 @@ pub struct RunOptions {
     /// Bytes live on the heap now, when the binary counts its allocations (the
     /// `memory-bench` binary does): the caches' real memory is what dropping them frees.
     pub heap_bytes: Option<fn() -> u64>,
+    /// The `memory-bench` executable, to run another writer process beside a reader for
+    /// the hit-ratio row (local runs of the binary only; see [`crate::feed`]).
+    pub writer_exe: Option<std::path::PathBuf>,
 }
+
+/// The other writer's rate and the phases' length in the dashboard's row.
+pub const BESIDE_WRITER_RATE: u32 = 20;
+/// See [`BESIDE_WRITER_RATE`].
+pub const BESIDE_WRITER_SECS: f64 = 3.0;
 
 impl RunOptions {
     /// The standard run: the standard data set, 20,000 + 20,000 sessions.
@@ -56,6 +64,7 @@ impl RunOptions {
             statement_cache: true,
             extra_shapes: false,
             heap_bytes: None,
+            writer_exe: None,
         }
     }
 
@@ -155,6 +164,10 @@ pub struct RunResult {
     /// The episode cache's budget as a share of the data set's bytes.
     #[serde(default)]
     pub episode_budget_share: f64,
+    /// A reader's hit ratio alone and beside another process writing other episodes at
+    /// [`BESIDE_WRITER_RATE`] per second (local runs of the binary only).
+    #[serde(default)]
+    pub beside_writer: Option<(crate::feed::RatePhase, crate::feed::RatePhase)>,
 }
 
 /// The store beside hand-written raw libsql doing the same work in the same run, on a
@@ -466,6 +479,25 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         }
     };
 
+    let beside_writer = match (&options.writer_exe, &options.remote) {
+        (Some(exe), None) => {
+            let measuring = bar(options.progress, 1, "beside another writer");
+            let phases = crate::feed::hit_ratios_beside_writers(
+                exe,
+                dir.path(),
+                &[BESIDE_WRITER_RATE],
+                BESIDE_WRITER_SECS,
+            )
+            .await?;
+            measuring.finish_and_clear();
+            match <[_; 2]>::try_from(phases) {
+                Ok([alone, beside]) => Some((alone, beside)),
+                Err(_) => anyhow::bail!("the beside-writer run measured no phases"),
+            }
+        }
+        _ => None,
+    };
+
     let overhead = CacheConfig::new(1).entry_overhead;
     let events = AgentWorkload::events(&ops, overhead);
     let read_backs = AgentWorkload::read_back_flags(&ops);
@@ -538,6 +570,7 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         raw,
         hit_ratio_curve,
         episode_budget_share,
+        beside_writer,
     })
 }
 
