@@ -93,3 +93,38 @@ async fn a_single_write_is_one_transaction_of_a_handful_of_round_trips() -> anyh
     assert_eq!(trips, 8);
     Ok(())
 }
+
+/// A change check is one statement: the generation and the feed's entries since the last
+/// position come back together, whether anything changed or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_check_is_one_round_trip_changed_or_not() -> anyhow::Result<()> {
+    use memory_core::ChangeSignal;
+    use memory_core::feed::ChangesSince;
+    let server = support::Sqld::start().await?;
+    let store = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    let reader = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    store.store_episode(&typical_episode(0)).await?;
+    let at = reader.change_position().await?;
+    reader.changes_since(at).await?; // a connection open and its statement prepared
+    let trips = round_trips(&server, async || Ok(reader.changes_since(at).await?)).await?;
+    assert_eq!(trips, 1, "nothing changed");
+    store
+        .store_episodes(&(1..4).map(typical_episode).collect::<Vec<_>>())
+        .await?;
+    store.store_episode(&typical_episode(5)).await?;
+    let mut answer = None;
+    let trips = round_trips(&server, async || {
+        answer = Some(reader.changes_since(at).await?);
+        Ok(())
+    })
+    .await?;
+    assert_eq!(trips, 1, "two writes to catch up on");
+    match answer {
+        Some(ChangesSince::Complete { writes, .. }) => {
+            let items: Vec<usize> = writes.iter().map(|w| w.changes.len()).collect();
+            assert_eq!(items, vec![3, 1]);
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}

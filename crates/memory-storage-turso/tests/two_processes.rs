@@ -200,3 +200,204 @@ async fn a_write_to_the_primary_reaches_a_replica_reader_through_the_feed() -> a
         TursoConfig::replica(dir.path().join("replica.db"), server.url(), None).sync_interval(SYNC);
     reader_sees_the_other_process(replica, server.url(), INTERVAL + SYNC).await
 }
+
+const IDS_ENV: &str = "MEMORY_TWO_PROCESSES_IDS";
+/// Bursts the burst writer makes.
+const BURSTS: usize = 24;
+
+fn wall_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+fn revision_of(e: &Episode) -> usize {
+    e.description
+        .strip_prefix("revision ")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("not a revision: {:?}", e.description))
+}
+
+fn revision(id: EpisodeId, revision: usize) -> Episode {
+    episode(id, &format!("revision {revision}"))
+}
+
+/// The burst writer: rewrites the reader's own episodes in bursts (a few single writes or
+/// one batch), pausing between bursts; prints `ACK index revision micros` for each item
+/// once its write returned, then `DONE`.
+#[tokio::test]
+#[ignore = "run by the two-process tests as the writing process"]
+async fn child_burst_writer() {
+    let target = std::env::var(TARGET_ENV).expect("run by the two-process tests only");
+    let ids: Vec<EpisodeId> = std::env::var(IDS_ENV)
+        .unwrap()
+        .split(',')
+        .map(|id| id.parse().unwrap())
+        .collect();
+    let store = TursoStorage::open(config(&target)).await.unwrap();
+    let mut revisions = vec![0usize; ids.len()];
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for burst in 0..BURSTS {
+        if burst % 2 == 0 {
+            for _ in 0..1 + next(5) {
+                let i = next(ids.len());
+                revisions[i] += 1;
+                store
+                    .store_episode(&revision(ids[i], revisions[i]))
+                    .await
+                    .unwrap();
+                println!("ACK {i} {} {}", revisions[i], wall_micros());
+            }
+        } else {
+            let mut chosen: Vec<usize> = (0..2 + next(7)).map(|_| next(ids.len())).collect();
+            chosen.sort_unstable();
+            chosen.dedup();
+            for &i in &chosen {
+                revisions[i] += 1;
+            }
+            let batch: Vec<Episode> = chosen
+                .iter()
+                .map(|&i| revision(ids[i], revisions[i]))
+                .collect();
+            store.store_episodes(&batch).await.unwrap();
+            let at = wall_micros();
+            for &i in &chosen {
+                println!("ACK {i} {} {at}", revisions[i]);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(next(60) as u64)).await;
+    }
+    println!("DONE");
+}
+
+/// While another process rewrites the very episodes this one reads, in bursts of single and
+/// batch writes, no read (by id or in a page) returns a revision older than one that
+/// process acknowledged more than `bound` before the read began.
+async fn no_read_is_staler_than_the_bound(
+    reader: TursoConfig,
+    target: String,
+    bound: Duration,
+) -> anyhow::Result<()> {
+    let settings = CacheSettings::default().change_check_interval(INTERVAL);
+    let store = TursoStorage::open(reader.cache(settings.clone())).await?;
+    let cached = store.cached(&settings)?;
+    let ids: Vec<EpisodeId> = (0..12).map(|_| EpisodeId::new()).collect();
+    cached
+        .store_episodes(&ids.iter().map(|id| revision(*id, 0)).collect::<Vec<_>>())
+        .await?;
+    // Per episode, the acknowledgement time of each revision.
+    let mut acked: Vec<Vec<u64>> = vec![vec![wall_micros()]; ids.len()];
+    let joined: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(processes::child_args("child_burst_writer"))
+        .env(TARGET_ENV, &target)
+        .env(IDS_ENV, joined.join(","))
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let acks = tokio::spawn(async move {
+        let mut lines = lines;
+        let mut acks = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            // The harness's "test ... " has no newline: the first line may start with it.
+            if line.contains("DONE") {
+                // Read on to the end: the child's test harness still prints.
+                while lines.next_line().await.unwrap().is_some() {}
+                return (acks, true);
+            }
+            if let Some(rest) = line.find("ACK ").map(|at| &line[at + 4..]) {
+                let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+                acks.push((f[0] as usize, f[1] as usize, f[2]));
+            }
+        }
+        (acks, false)
+    });
+    let by_domain = EpisodeQuery::new().domain("shared").limit(100);
+    let index: std::collections::HashMap<EpisodeId, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    // (index, revision read, read began)
+    let mut reads: Vec<(usize, usize, u64)> = Vec::new();
+    let mut round = 0usize;
+    while !acks.is_finished() {
+        let began = wall_micros();
+        if round % 5 == 4 {
+            let page = cached.query_episodes(&by_domain).await?;
+            assert_eq!(page.items.len(), ids.len(), "every episode in the page");
+            for e in &page.items {
+                reads.push((index[&e.id], revision_of(e), began));
+            }
+        } else {
+            let i = round % ids.len();
+            let got = cached.get_episode(ids[i]).await?.expect("never deleted");
+            reads.push((i, revision_of(&got), began));
+        }
+        round += 1;
+        tokio::task::yield_now().await;
+    }
+    let (log, done) = acks.await?;
+    assert!(done, "the writer finished");
+    assert!(child.wait().await?.success());
+    for (i, rev, at) in log {
+        assert_eq!(acked[i].len(), rev, "revisions in order");
+        acked[i].push(at);
+    }
+    let (mut stale, mut worst) = (0, 0u64);
+    for &(i, rev, began) in &reads {
+        assert!(
+            rev < acked[i].len(),
+            "episode {i}: revision {rev} never written"
+        );
+        if let Some(&next) = acked[i].get(rev + 1)
+            && next < began
+        {
+            stale += 1;
+            worst = worst.max(began - next);
+        }
+    }
+    let writes: usize = acked.iter().map(|a| a.len() - 1).sum();
+    println!(
+        "{} reads during {writes} foreign item writes: {stale} stale, the stalest {:.1} ms after the newer revision was acknowledged (bound {} ms)",
+        reads.len(),
+        worst as f64 / 1e3,
+        bound.as_millis()
+    );
+    assert!(writes >= BURSTS, "the writer wrote: {writes}");
+    assert!(
+        worst < bound.as_micros() as u64,
+        "a read {worst} µs after a newer revision was acknowledged"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bursts_of_single_and_batch_writes_on_the_same_file_stay_within_the_bound()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let target = format!("file:{}", dir.path().join("memory.db").display());
+    no_read_is_staler_than_the_bound(config(&target), target, INTERVAL).await
+}
+
+#[tokio::test]
+async fn bursts_of_single_and_batch_writes_through_the_server_stay_within_the_bound()
+-> anyhow::Result<()> {
+    let server = support::Sqld::start().await?;
+    no_read_is_staler_than_the_bound(config(&server.url()), server.url(), INTERVAL).await
+}
+
+#[tokio::test]
+async fn bursts_of_writes_to_the_primary_reach_a_replica_reader_within_the_bound()
+-> anyhow::Result<()> {
+    const SYNC: Duration = Duration::from_millis(50);
+    let server = support::Sqld::start_primary().await?;
+    let dir = tempfile::tempdir()?;
+    let replica =
+        TursoConfig::replica(dir.path().join("replica.db"), server.url(), None).sync_interval(SYNC);
+    no_read_is_staler_than_the_bound(replica, server.url(), INTERVAL + SYNC).await
+}
