@@ -353,7 +353,7 @@ fn run_two_caches(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
     #[test]
     fn two_caches_over_one_store_never_read_older_than_an_acknowledged_write(
