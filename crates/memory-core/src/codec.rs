@@ -2,14 +2,18 @@
 //!
 //! Every backend stores items through [`encode`] and reads them through [`decode`], so one
 //! version byte covers every storage. Golden files under `tests/golden/` pin the bytes of
-//! version [`FORMAT_VERSION`]: a change to a stored type fails those tests until the version
-//! is bumped and the old version is still decoded.
+//! every version: a change to a stored type fails those tests until the version is bumped
+//! and the old version is still decoded.
+//!
+//! - Format 1: the items before embeddings.
+//! - Format 2 (written now): episodes and patterns end with an optional
+//!   [`Embedding`](crate::Embedding); heuristics are unchanged.
 
 use crate::entity::Entity;
 use crate::error::{ErrorKind, Result, StorageError};
 
 /// The format version written by this build.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Encodes an item for storage. Call [`Entity::validate`] first: encoding does not check
 /// limits.
@@ -62,13 +66,18 @@ pub fn decode<E: Entity>(bytes: &[u8]) -> Result<E> {
             E::KIND
         )));
     };
-    if version != FORMAT_VERSION {
-        return Err(StorageError::corrupt(format!(
-            "{} payload has format version {version}; this build reads version {FORMAT_VERSION}",
-            E::KIND
-        )));
-    }
-    let (item, rest) = postcard::take_from_bytes::<E>(body).map_err(|e| {
+    let decoded = match version {
+        FORMAT_VERSION => postcard::take_from_bytes::<E>(body),
+        1 => E::decode_format_1(body),
+        _ => {
+            return Err(StorageError::corrupt(format!(
+                "{} payload has format version {version}; this build reads versions 1 to \
+                 {FORMAT_VERSION}",
+                E::KIND
+            )));
+        }
+    };
+    let (item, rest) = decoded.map_err(|e| {
         StorageError::with_source(
             ErrorKind::Corrupt,
             format!(
@@ -115,7 +124,7 @@ mod tests {
                 .to_string()
                 .contains("empty")
         );
-        let err = decode::<Pattern>(&[2, 0]).unwrap_err();
-        assert!(err.to_string().contains("format version 2"), "{err}");
+        let err = decode::<Pattern>(&[3, 0]).unwrap_err();
+        assert!(err.to_string().contains("format version 3"), "{err}");
     }
 }

@@ -24,4 +24,9 @@ pub trait Entity:
 
     /// Checks every documented limit ([`crate::limits`]), including the encoded size.
     fn validate(&self) -> Result<(), ValidationError>;
+
+    /// Decodes the postcard body of a format-1 payload (see [`crate::codec`]): the item and
+    /// the bytes after it.
+    #[doc(hidden)]
+    fn decode_format_1(body: &[u8]) -> Result<(Self, &[u8]), postcard::Error>;
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::embedding::Embedding;
 use crate::entity::Entity;
 use crate::error::{EntityKind, Problem, ValidationError};
 use crate::ids::{EpisodeId, HeuristicId, PatternId};
@@ -61,6 +62,49 @@ pub struct Episode {
     pub metadata: BTreeMap<String, String>,
     /// Tags; queries can require tags. Unique, non-empty, at most 64 bytes each.
     pub tags: Vec<String>,
+    /// The caller's vector for similarity search (optional; one dimension per store).
+    pub embedding: Option<Embedding>,
+}
+
+/// Format 1's episode (before embeddings): every other field, in the same order.
+#[derive(Deserialize)]
+pub(crate) struct EpisodeFormat1 {
+    id: EpisodeId,
+    task_type: TaskType,
+    description: String,
+    context: TaskContext,
+    start_time: Timestamp,
+    end_time: Option<Timestamp>,
+    steps: Vec<ExecutionStep>,
+    outcome: Option<TaskOutcome>,
+    reward: Option<RewardScore>,
+    reflection: Option<Reflection>,
+    patterns: Vec<PatternId>,
+    heuristics: Vec<HeuristicId>,
+    metadata: BTreeMap<String, String>,
+    tags: Vec<String>,
+}
+
+impl From<EpisodeFormat1> for Episode {
+    fn from(e: EpisodeFormat1) -> Self {
+        Episode {
+            id: e.id,
+            task_type: e.task_type,
+            description: e.description,
+            context: e.context,
+            start_time: e.start_time,
+            end_time: e.end_time,
+            steps: e.steps,
+            outcome: e.outcome,
+            reward: e.reward,
+            reflection: e.reflection,
+            patterns: e.patterns,
+            heuristics: e.heuristics,
+            metadata: e.metadata,
+            tags: e.tags,
+            embedding: None,
+        }
+    }
 }
 
 impl Episode {
@@ -81,6 +125,7 @@ impl Episode {
             heuristics: Vec::new(),
             metadata: BTreeMap::new(),
             tags: Vec::new(),
+            embedding: None,
         }
     }
 
@@ -102,6 +147,10 @@ impl Entity for Episode {
 
     fn id(&self) -> EpisodeId {
         self.id
+    }
+
+    fn decode_format_1(body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
+        postcard::take_from_bytes::<EpisodeFormat1>(body).map(|(e, rest)| (e.into(), rest))
     }
 
     fn validate(&self) -> Result<(), ValidationError> {
@@ -136,6 +185,9 @@ impl Entity for Episode {
         }
         if let Some(reflection) = &self.reflection {
             reflection.validate()?;
+        }
+        if let Some(embedding) = &self.embedding {
+            embedding.validate("embedding")?;
         }
         check::max_items("patterns", self.patterns.len(), MAX_LIST_ITEMS)?;
         check::max_items("heuristics", self.heuristics.len(), MAX_LIST_ITEMS)?;

@@ -184,6 +184,7 @@ impl HeapSize for Episode {
             + self.heuristics.heap_size()
             + self.metadata.heap_size()
             + self.tags.heap_size()
+            + self.embedding.heap_size()
     }
 }
 
@@ -208,7 +209,7 @@ impl HeapSize for PatternData {
 
 impl HeapSize for Pattern {
     fn heap_size(&self) -> usize {
-        self.data.heap_size() + self.domain.heap_size()
+        self.data.heap_size() + self.domain.heap_size() + self.embedding.heap_size()
     }
 }
 

@@ -59,6 +59,11 @@ impl Entity for Heuristic {
         self.id
     }
 
+    /// Heuristics are encoded the same way in both formats.
+    fn decode_format_1(body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
+        postcard::take_from_bytes::<Heuristic>(body)
+    }
+
     fn validate(&self) -> Result<(), ValidationError> {
         check::required("condition", &self.condition, MAX_TEXT_BYTES)?;
         check::required("action", &self.action, MAX_TEXT_BYTES)?;

@@ -34,6 +34,7 @@
 
 pub mod change;
 pub mod codec;
+mod embedding;
 mod entity;
 mod episode;
 mod error;
@@ -56,6 +57,7 @@ mod validate;
 pub mod testing;
 
 pub use change::ChangeSignal;
+pub use embedding::{Embedding, MAX_EMBEDDING_DIMENSION};
 pub use entity::Entity;
 pub use episode::{
     Complexity, Episode, ExecutionResult, ExecutionStep, OutcomeKind, Reflection, RewardScore,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::embedding::Embedding;
 use crate::entity::Entity;
 use crate::episode::UnknownName;
 use crate::error::{EntityKind, Problem, ValidationError};
@@ -48,6 +49,37 @@ pub struct Pattern {
     pub created_at: Timestamp,
     /// When it was last changed.
     pub updated_at: Timestamp,
+    /// The caller's vector for similarity search (optional; one dimension per store).
+    pub embedding: Option<Embedding>,
+}
+
+/// Format 1's pattern (before embeddings): every other field, in the same order.
+#[derive(Deserialize)]
+pub(crate) struct PatternFormat1 {
+    id: PatternId,
+    data: PatternData,
+    domain: String,
+    success_rate: f64,
+    occurrence_count: u64,
+    effectiveness: Effectiveness,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<PatternFormat1> for Pattern {
+    fn from(p: PatternFormat1) -> Self {
+        Pattern {
+            id: p.id,
+            data: p.data,
+            domain: p.domain,
+            success_rate: p.success_rate,
+            occurrence_count: p.occurrence_count,
+            effectiveness: p.effectiveness,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            embedding: None,
+        }
+    }
 }
 
 impl Pattern {
@@ -63,6 +95,7 @@ impl Pattern {
             effectiveness: Effectiveness::default(),
             created_at: now,
             updated_at: now,
+            embedding: None,
         }
     }
 
@@ -80,6 +113,10 @@ impl Entity for Pattern {
         self.id
     }
 
+    fn decode_format_1(body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
+        postcard::take_from_bytes::<PatternFormat1>(body).map(|(p, rest)| (p.into(), rest))
+    }
+
     fn validate(&self) -> Result<(), ValidationError> {
         self.data.validate()?;
         check::required("domain", &self.domain, MAX_NAME_BYTES)?;
@@ -90,6 +127,9 @@ impl Entity for Pattern {
                 "updated_at",
                 Problem::Invalid("is before created_at".into()),
             ));
+        }
+        if let Some(embedding) = &self.embedding {
+            embedding.validate("embedding")?;
         }
         check::payload(self)
     }

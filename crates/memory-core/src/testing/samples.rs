@@ -1,6 +1,7 @@
 //! Deterministic sample items: the golden values pinned by the codec's golden files, and
 //! numbered samples for checks and benchmarks.
 
+use crate::Embedding;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -85,6 +86,7 @@ pub fn episode(n: u64) -> Episode {
         heuristics: Vec::new(),
         metadata,
         tags,
+        embedding: None,
     }
 }
 
@@ -122,6 +124,7 @@ pub fn pattern(n: u64) -> Pattern {
         effectiveness: Effectiveness::default(),
         created_at: at,
         updated_at: at,
+        embedding: None,
     }
 }
 
@@ -143,7 +146,14 @@ pub fn heuristic(n: u64) -> Heuristic {
     }
 }
 
-/// The episode pinned by `tests/golden/episode_v1.bin`: every optional field set.
+/// The embedding the golden samples carry (format 2).
+pub fn golden_embedding() -> Embedding {
+    Embedding::new(vec![0.5, -0.25, 1.0, 0.0, 3.5, -1.5, 0.125, 2.0])
+        .unwrap_or_else(|e| panic!("the golden embedding is valid: {e}"))
+}
+
+/// The episode pinned by `tests/golden/episode_v2.bin`: every optional field set (the
+/// format-1 file holds the same episode without its embedding).
 pub fn golden_episode() -> Episode {
     let start = BASE_TIME;
     let mut step_meta = BTreeMap::new();
@@ -215,6 +225,7 @@ pub fn golden_episode() -> Episode {
         heuristics: vec![HeuristicId::from_uuid(sample_uuid(0x03, 1))],
         metadata,
         tags: vec!["flaky".into(), "login".into()],
+        embedding: Some(golden_embedding()),
     }
 }
 
@@ -258,6 +269,8 @@ pub fn golden_patterns() -> [Pattern; 4] {
             },
             created_at: BASE_TIME,
             updated_at: BASE_TIME.plus_micros(1),
+            // One kind with an embedding, the others without: format 2 pins both.
+            embedding: (n == PatternKind::ToolSequence as u64).then(golden_embedding),
         }
     })
 }

@@ -3,6 +3,7 @@
 //! Values are drawn from small pools (a few domains, tags, metadata pairs, a narrow time
 //! window) so that random queries match some items and ties in the ordering occur.
 
+use crate::Embedding;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -202,14 +203,20 @@ pub fn episode() -> impl Strategy<Value = Episode> {
         ),
         (0i64..5_000, steps, prop::option::of(outcome())),
         (prop::option::of(reward()), prop::option::of(reflection())),
-        (vec(uuid(), 0..3), vec(uuid(), 0..3), metadata(), tags()),
+        (
+            vec(uuid(), 0..3),
+            vec(uuid(), 0..3),
+            metadata(),
+            tags(),
+            embedding(),
+        ),
     )
         .prop_map(
             |(
                 (id, task_type, description, context, start_time),
                 (duration, steps, outcome),
                 (reward, reflection),
-                (patterns, heuristics, metadata, tags),
+                (patterns, heuristics, metadata, tags, embedding),
             )| Episode {
                 id: id.into(),
                 task_type,
@@ -225,8 +232,17 @@ pub fn episode() -> impl Strategy<Value = Episode> {
                 heuristics: heuristics.into_iter().map(Into::into).collect(),
                 metadata,
                 tags,
+                embedding,
             },
         )
+}
+
+/// An optional embedding of dimension 4 (one dimension for every generated item, as a
+/// store fixes one).
+pub fn embedding() -> impl Strategy<Value = Option<Embedding>> {
+    proptest::option::of(
+        vec(-1.0f32..1.0, 4).prop_filter_map("all zeros", |v| Embedding::new(v).ok()),
+    )
 }
 
 /// A valid pattern of any kind.
@@ -286,6 +302,7 @@ pub fn pattern() -> impl Strategy<Value = Pattern> {
                     },
                     created_at,
                     updated_at: created_at.plus_micros(later),
+                    embedding: None,
                 }
             },
         )

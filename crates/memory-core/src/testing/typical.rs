@@ -180,6 +180,7 @@ pub fn typical_episode(n: u64) -> Episode {
         heuristics: Vec::new(),
         metadata,
         tags: vec![format!("t{}", n % 16), domain.to_string()],
+        embedding: None,
     }
 }
 
