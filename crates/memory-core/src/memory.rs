@@ -15,6 +15,7 @@ use crate::heuristic::Heuristic;
 use crate::ids::{EpisodeId, HeuristicId, PatternId};
 use crate::pattern::Pattern;
 use crate::query::{EpisodePage, EpisodeQuery, PatternQuery};
+use crate::search::{EpisodeSearch, PatternSearch, Scored};
 use crate::storage::StorageBackend;
 use crate::time::Timestamp;
 use crate::validate::{validate_batch, validate_ids};
@@ -278,6 +279,23 @@ impl StorageBackend for InMemoryStorage {
     }
     async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()> {
         self.delete_many::<Pattern>(ids)
+    }
+
+    async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
+        search.validate()?;
+        let tables = self.tables.read();
+        Ok(crate::search::exact_episodes(
+            tables.episodes.values().cloned(),
+            search,
+        ))
+    }
+    async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
+        search.validate()?;
+        let tables = self.tables.read();
+        Ok(crate::search::exact_patterns(
+            tables.patterns.values().cloned(),
+            search,
+        ))
     }
 
     async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {

@@ -10,6 +10,7 @@ use crate::heuristic::Heuristic;
 use crate::ids::{EpisodeId, HeuristicId, PatternId};
 use crate::pattern::Pattern;
 use crate::query::{EpisodePage, EpisodeQuery, PatternQuery};
+use crate::search::{EpisodeSearch, PatternSearch, Scored};
 
 /// An episodic-memory store.
 ///
@@ -100,6 +101,14 @@ pub trait StorageBackend: Send + Sync {
     async fn delete_heuristics(&self, ids: &[HeuristicId]) -> Result<()>;
     /// How many heuristics are stored.
     async fn count_heuristics(&self) -> Result<u64>;
+
+    /// The `search.k` episodes whose embeddings are most similar (cosine) to `search.vector`
+    /// among those `search.filter` matches, best first, ties broken by id
+    /// ([`crate::search`]); episodes without an embedding are not candidates. A bad search
+    /// is `InvalidInput`.
+    async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>>;
+    /// The same for patterns.
+    async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>>;
 }
 
 // The macro writes the whole impl, so that `async_trait` sees the expanded methods.
@@ -151,6 +160,8 @@ macro_rules! with_storage_methods {
             get_heuristics(ids: &[HeuristicId]) -> Vec<Option<Arc<Heuristic>>>;
             delete_heuristics(ids: &[HeuristicId]) -> ();
             count_heuristics() -> u64;
+            search_episodes(search: &EpisodeSearch) -> Vec<Scored<Episode>>;
+            search_patterns(search: &PatternSearch) -> Vec<Scored<Pattern>>;
         }
     };
 }

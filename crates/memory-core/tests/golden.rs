@@ -29,7 +29,10 @@ fn check_format_1<E: Entity>(name: &str, value: &E) {
     let golden = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(golden[0], 1);
     let decoded: E = codec::decode(&golden).unwrap_or_else(|e| panic!("{name} v1: {e}"));
-    assert_eq!(&decoded, value, "{name}: the format-1 bytes no longer decode");
+    assert_eq!(
+        &decoded, value,
+        "{name}: the format-1 bytes no longer decode"
+    );
 }
 
 fn check<E: Entity>(name: &str, value: &E) {

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use memory_core::search::{EpisodeSearch, PatternSearch, Scored};
 use memory_core::stats::{CachedStats, CachedStorageStats};
 use memory_core::{
     Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId, Pattern,
@@ -17,7 +18,7 @@ use prometheus::{
 use crate::buckets;
 
 /// Every operation, in the order of [`OPERATIONS`].
-const OPERATION_COUNT: usize = 23;
+const OPERATION_COUNT: usize = 25;
 
 /// The `operation` label values.
 pub const OPERATIONS: [&str; OPERATION_COUNT] = [
@@ -44,6 +45,8 @@ pub const OPERATIONS: [&str; OPERATION_COUNT] = [
     "get_heuristics",
     "delete_heuristics",
     "count_heuristics",
+    "search_episodes",
+    "search_patterns",
 ];
 
 /// The error kinds, in outcome order after "ok".
@@ -287,4 +290,6 @@ instrumented! {
     20 get_heuristics(ids: &[HeuristicId]) -> Vec<Option<Arc<Heuristic>>>, batch ids;
     21 delete_heuristics(ids: &[HeuristicId]) -> (), batch ids;
     22 count_heuristics() -> u64;
+    23 search_episodes(search: &EpisodeSearch) -> Vec<Scored<Episode>>;
+    24 search_patterns(search: &PatternSearch) -> Vec<Scored<Pattern>>;
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use memory_cache_adaptive::{AdaptiveCache, Lookup};
+use memory_core::search::{EpisodeSearch, PatternSearch, Scored};
 use memory_core::{
     Episode, EpisodeId, EpisodePage, EpisodeQuery, Heuristic, HeuristicId, Pattern, PatternId,
     PatternQuery, Result, StorageBackend, StorageError, validate_ids,
@@ -218,6 +219,18 @@ impl<S: StorageBackend + 'static> StorageBackend for CachedStorage<S> {
 
     async fn count_patterns(&self) -> Result<u64> {
         self.inner().count_patterns().await
+    }
+
+    /// Not cached yet: every search goes to the store (after the change check, so nothing
+    /// else the caller reads is older).
+    async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
+        self.shared().fresh().await;
+        self.inner().search_episodes(search).await
+    }
+    /// Not cached yet, as for episodes.
+    async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
+        self.shared().fresh().await;
+        self.inner().search_patterns(search).await
     }
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {

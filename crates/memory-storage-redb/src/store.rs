@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use memory_core::feed::{ChangesSince, FeedGap};
+use memory_core::search::{EpisodeSearch, PatternSearch, Scored};
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic,
     HeuristicId, Pattern, PatternId, PatternQuery, Problem, Result, StorageBackend, StorageError,
@@ -311,6 +312,11 @@ impl RedbStorage {
 
     fn query_patterns_now(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {
         query.validate()?;
+        self.patterns_matching(query, query.limit)
+    }
+
+    /// The first `limit` patterns `query` matches (its own limit not used), in query order.
+    fn patterns_matching(&self, query: &PatternQuery, limit: usize) -> Result<Vec<Arc<Pattern>>> {
         let txn = self.read()?;
         let patterns = match txn.open_table(PATTERNS) {
             Ok(table) => table,
@@ -342,7 +348,7 @@ impl RedbStorage {
             }
         }
         found.sort_by(|a, b| PatternQuery::order(a, b));
-        found.truncate(query.limit);
+        found.truncate(limit);
         Ok(found)
     }
 }
@@ -585,6 +591,19 @@ impl StorageBackend for RedbStorage {
     }
     async fn count_patterns(&self) -> Result<u64> {
         self.count::<Pattern>()
+    }
+
+    /// Exact: every episode the filter matches, scored (no vector index in redb).
+    async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
+        memory_core::search::scan_episodes(self, search).await
+    }
+    /// Exact, as for episodes.
+    async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
+        search.validate()?;
+        let candidates = contained(&self.path, "searching patterns", || {
+            self.patterns_matching(&search.filter, usize::MAX)
+        })?;
+        Ok(memory_core::search::exact_patterns(candidates, search))
     }
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {

@@ -10,6 +10,7 @@ use libsql::{Builder, Statement, Value};
 use memory_core::feed::{
     Change, Changed, ChangesSince, FeedEntry, FeedGap, decode_changes, encode_changes,
 };
+use memory_core::search::{EpisodeSearch, PatternSearch, Scored};
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, FinishOnDrop,
     Heuristic, HeuristicId, Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError,
@@ -1323,6 +1324,21 @@ impl StorageBackend for TursoStorage {
     }
     async fn count_patterns(&self) -> Result<u64> {
         self.count_items::<Pattern>().await
+    }
+
+    /// Exact for now: every episode the filter matches, read page by page and scored.
+    async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
+        memory_core::search::scan_episodes(self, search).await
+    }
+    /// Exact, as for episodes.
+    async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
+        search.validate()?;
+        let mut every = search.filter.clone();
+        every.limit = i64::MAX as usize - 1; // the SQL's LIMIT: no limit
+        let candidates = self
+            .select_items::<Pattern>(&query::patterns(&every))
+            .await?;
+        Ok(memory_core::search::exact_patterns(candidates, search))
     }
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {

@@ -172,6 +172,10 @@ macro_rules! conformance_tests {
             pattern_query_follows_updates => $crate::testing::checks::patterns::query_follows_updates,
             pattern_query_invalid => $crate::testing::checks::patterns::query_invalid,
             pattern_query_matches_reference => $crate::testing::checks::patterns::query_matches_reference,
+            search_episodes_match_the_reference => $crate::testing::checks::search::episodes_match_the_reference,
+            search_patterns_match_the_reference => $crate::testing::checks::search::patterns_match_the_reference,
+            search_follows_writes => $crate::testing::checks::search::follows_writes,
+            search_invalid => $crate::testing::checks::search::invalid_searches,
         }
     };
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
+use crate::search::{EpisodeSearch, PatternSearch, Scored};
 use crate::storage::StorageBackend;
 use crate::{
     Episode, EpisodeId, EpisodePage, EpisodeQuery, Heuristic, HeuristicId, Pattern, PatternId,

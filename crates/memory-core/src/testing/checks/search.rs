@@ -1,0 +1,200 @@
+//! Similarity-search checks, against the exact brute-force reference
+//! ([`crate::search::exact`]): every backend so far answers exactly, so the ranking must be
+//! the reference's, scores within rounding.
+
+use std::sync::Arc;
+
+use anyhow::{Context, ensure};
+
+use crate::error::ErrorKind;
+use crate::search::{self, EpisodeSearch, PatternSearch, Scored};
+use crate::storage::StorageBackend;
+use crate::testing::checks::expect_kind;
+use crate::testing::samples;
+use crate::{Embedding, Entity, Episode, EpisodeQuery, OutcomeKind, Pattern, PatternQuery};
+
+/// The dimension of the checks' vectors.
+const DIMENSION: usize = 16;
+
+/// A seeded SplitMix64: the checks' vectors, the same on every backend and run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn seed_from_u64(seed: u64) -> Self {
+        Seeded(seed)
+    }
+
+    /// Uniform in `[-1, 1)`.
+    fn unit(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+fn vector(rng: &mut Seeded) -> Embedding {
+    loop {
+        let values: Vec<f32> = (0..DIMENSION).map(|_| rng.unit()).collect();
+        if let Ok(e) = Embedding::new(values) {
+            return e;
+        }
+    }
+}
+
+/// Sample episodes, every fifth without an embedding.
+fn episodes(n: u64, seed: u64) -> Vec<Episode> {
+    let mut rng = Seeded::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let mut e = samples::episode(i);
+            e.embedding = (i % 5 != 4).then(|| vector(&mut rng));
+            e
+        })
+        .collect()
+}
+
+fn same_ranking<T: Entity>(
+    what: &str,
+    got: &[Scored<T>],
+    expected: &[Scored<T>],
+) -> anyhow::Result<()> {
+    let ids = |s: &[Scored<T>]| s.iter().map(|s| s.item.id()).collect::<Vec<_>>();
+    ensure!(
+        ids(got) == ids(expected),
+        "{what}: ranking\n  got      {:?}\n  expected {:?}",
+        ids(got),
+        ids(expected)
+    );
+    for (g, e) in got.iter().zip(expected) {
+        ensure!(
+            (g.score - e.score).abs() < 1e-5,
+            "{what}: {} scored {} (reference {})",
+            g.item.id(),
+            g.score,
+            e.score
+        );
+        ensure!(
+            g.item == e.item,
+            "{what}: {} came back changed",
+            g.item.id()
+        );
+    }
+    Ok(())
+}
+
+/// Searches with and without filters, `k` and `min_score`, match the reference.
+pub async fn episodes_match_the_reference(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let all = episodes(120, 11);
+    b.store_episodes(&all).await?;
+    let shared: Vec<Arc<Episode>> = all.iter().cloned().map(Arc::new).collect();
+    let mut rng = Seeded::seed_from_u64(12);
+    for round in 0..12 {
+        let query = vector(&mut rng);
+        let mut s = EpisodeSearch::new(query, [1, 5, 10, 200][round % 4]);
+        if round % 3 == 1 {
+            s = s.filter(EpisodeQuery::new().domain(all[round].context.domain.clone()));
+        }
+        if round % 3 == 2 {
+            s = s
+                .filter(EpisodeQuery::new().outcome(OutcomeKind::Success))
+                .min_score(0.1);
+        }
+        let got = b.search_episodes(&s).await.context("search_episodes")?;
+        let expected = search::exact_episodes(shared.iter().cloned(), &s);
+        same_ranking(&format!("round {round}: {s:?}"), &got, &expected)?;
+    }
+    Ok(())
+}
+
+/// Pattern searches match the reference too.
+pub async fn patterns_match_the_reference(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let mut rng = Seeded::seed_from_u64(21);
+    let all: Vec<Pattern> = (0..60)
+        .map(|i| {
+            let mut p = samples::pattern(i);
+            p.embedding = (i % 4 != 3).then(|| vector(&mut rng));
+            p
+        })
+        .collect();
+    b.store_patterns(&all).await?;
+    let shared: Vec<Arc<Pattern>> = all.iter().cloned().map(Arc::new).collect();
+    for (round, pattern) in all.iter().enumerate().take(6) {
+        let mut s = PatternSearch::new(vector(&mut rng), 7);
+        if round % 2 == 1 {
+            s = s.filter(PatternQuery::new().domain(pattern.domain.clone()));
+        }
+        let got = b.search_patterns(&s).await.context("search_patterns")?;
+        let expected = search::exact_patterns(shared.iter().cloned(), &s);
+        same_ranking(&format!("round {round}"), &got, &expected)?;
+    }
+    Ok(())
+}
+
+/// A search sees the writes before it: a new, a changed and a deleted item.
+pub async fn follows_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let mut all = episodes(20, 31);
+    b.store_episodes(&all).await?;
+    let target = all[0]
+        .embedding
+        .clone()
+        .context("episode 0 has an embedding")?;
+    let s = EpisodeSearch::new(target.clone(), 3);
+    let first = b.search_episodes(&s).await?;
+    ensure!(
+        first.first().map(|r| r.item.id) == Some(all[0].id),
+        "the item itself is its own nearest"
+    );
+    // A new episode with the same vector ties it; a changed one moves away; a deleted one
+    // is gone.
+    let mut twin = samples::episode(100);
+    twin.embedding = Some(target.clone());
+    b.store_episode(&twin).await?;
+    let got = b.search_episodes(&s).await?;
+    ensure!(
+        got.iter().take(2).any(|r| r.item.id == twin.id),
+        "a new episode is found: {got:?}"
+    );
+    all[0].embedding = Some(Embedding::new(
+        target.values().iter().map(|v| -v).collect(),
+    )?);
+    b.store_episode(&all[0]).await?;
+    b.delete_episode(twin.id).await?;
+    let got = b.search_episodes(&s).await?;
+    ensure!(
+        got.iter()
+            .all(|r| r.item.id != twin.id && r.item.id != all[0].id),
+        "a deleted and a changed episode are not found: {got:?}"
+    );
+    Ok(())
+}
+
+/// Bad searches are `InvalidInput`.
+pub async fn invalid_searches(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let v = Embedding::new(vec![1.0; DIMENSION])?;
+    for s in [
+        EpisodeSearch::new(v.clone(), 0),
+        EpisodeSearch::new(v.clone(), 1).min_score(2.0),
+    ] {
+        expect_kind(
+            b.search_episodes(&s).await,
+            ErrorKind::InvalidInput,
+            "bad search",
+        )?;
+    }
+    let mut bad_vector = EpisodeSearch::new(v.clone(), 1);
+    bad_vector.vector = serde_json::from_str("[0.0, 0.0]")?;
+    expect_kind(
+        b.search_episodes(&bad_vector).await,
+        ErrorKind::InvalidInput,
+        "an all-zero vector",
+    )?;
+    expect_kind(
+        b.search_patterns(&PatternSearch::new(v, 0)).await,
+        ErrorKind::InvalidInput,
+        "k = 0",
+    )?;
+    Ok(())
+}
