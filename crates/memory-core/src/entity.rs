@@ -25,6 +25,9 @@ pub trait Entity:
     /// Checks every documented limit ([`crate::limits`]), including the encoded size.
     fn validate(&self) -> Result<(), ValidationError>;
 
+    /// The item's embedding, if it has one (heuristics never do).
+    fn embedding(&self) -> Option<&crate::Embedding>;
+
     /// Decodes the postcard body of a format-1 payload (see [`crate::codec`]): the item and
     /// the bytes after it.
     #[doc(hidden)]

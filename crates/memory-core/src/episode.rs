@@ -149,6 +149,10 @@ impl Entity for Episode {
         self.id
     }
 
+    fn embedding(&self) -> Option<&Embedding> {
+        self.embedding.as_ref()
+    }
+
     fn decode_format_1(body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
         postcard::take_from_bytes::<EpisodeFormat1>(body).map(|(e, rest)| (e.into(), rest))
     }

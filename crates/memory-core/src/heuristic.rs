@@ -60,6 +60,10 @@ impl Entity for Heuristic {
     }
 
     /// Heuristics are encoded the same way in both formats.
+    fn embedding(&self) -> Option<&crate::Embedding> {
+        None
+    }
+
     fn decode_format_1(body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
         postcard::take_from_bytes::<Heuristic>(body)
     }

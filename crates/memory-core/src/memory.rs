@@ -47,6 +47,8 @@ struct Tables {
     position: u64,
     /// What the newest writes changed, under the same lock.
     feed: MemoryFeed,
+    /// The dimension of every embedding, fixed by the first stored.
+    dimension: Option<usize>,
 }
 
 impl Default for Tables {
@@ -58,6 +60,7 @@ impl Default for Tables {
             heuristics: BTreeMap::new(),
             position: 0,
             feed: MemoryFeed::new(FEED_KEPT),
+            dimension: None,
         }
     }
 }
@@ -124,6 +127,15 @@ impl Tables {
         crate::change::report_write(self.position);
     }
 
+    /// Checks the items' embeddings against the store's dimension, fixing it on first use.
+    fn fix_dimension<E: Stored>(&mut self, items: &[E]) -> Result<()> {
+        if let Some(d) = crate::search::batch_dimension(items)? {
+            crate::search::check_dimension("embedding", d, self.dimension)?;
+            self.dimension = Some(d);
+        }
+        Ok(())
+    }
+
     fn remove<E: Stored>(&mut self, id: E::Id) {
         if let Some(old) = E::rows_mut(self).remove(&id) {
             E::reindex(self, Some(&old), None);
@@ -140,6 +152,7 @@ impl InMemoryStorage {
     fn store_one<E: Stored>(&self, item: &E) -> Result<()> {
         item.validate()?;
         let mut tables = self.tables.write();
+        tables.fix_dimension(std::slice::from_ref(item))?;
         tables.put(item);
         tables.advance(vec![item.stored()]);
         Ok(())
@@ -151,6 +164,7 @@ impl InMemoryStorage {
             return Ok(());
         }
         let mut tables = self.tables.write();
+        tables.fix_dimension(items)?;
         for item in items {
             tables.put(item);
         }
@@ -284,6 +298,7 @@ impl StorageBackend for InMemoryStorage {
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
         let tables = self.tables.read();
+        crate::search::check_dimension("vector", search.vector.dimension(), tables.dimension)?;
         Ok(crate::search::exact_episodes(
             tables.episodes.values().cloned(),
             search,
@@ -292,6 +307,7 @@ impl StorageBackend for InMemoryStorage {
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
         let tables = self.tables.read();
+        crate::search::check_dimension("vector", search.vector.dimension(), tables.dimension)?;
         Ok(crate::search::exact_patterns(
             tables.patterns.values().cloned(),
             search,

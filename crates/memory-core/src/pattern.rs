@@ -113,6 +113,10 @@ impl Entity for Pattern {
         self.id
     }
 
+    fn embedding(&self) -> Option<&Embedding> {
+        self.embedding.as_ref()
+    }
+
     fn decode_format_1(body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
         postcard::take_from_bytes::<PatternFormat1>(body).map(|(p, rest)| (p.into(), rest))
     }

@@ -38,22 +38,41 @@ pub struct Scored<T> {
     pub score: f64,
 }
 
-/// Items with an embedding.
-pub trait Embedded: Entity {
-    /// The item's embedding, if it has one.
-    fn embedding(&self) -> Option<&Embedding>;
+/// The one dimension of the embeddings among `items` (`None` when none has one); a batch
+/// mixing two dimensions is `InvalidInput`.
+pub fn batch_dimension<'a, T: Entity + 'a>(
+    items: impl IntoIterator<Item = &'a T>,
+) -> Result<Option<usize>> {
+    let mut found: Option<usize> = None;
+    for item in items {
+        if let Some(e) = item.embedding() {
+            match found {
+                Some(d) if d != e.dimension() => {
+                    return Err(dimension_error("embedding", e.dimension(), d).into());
+                }
+                _ => found = Some(e.dimension()),
+            }
+        }
+    }
+    Ok(found)
 }
 
-impl Embedded for Episode {
-    fn embedding(&self) -> Option<&Embedding> {
-        self.embedding.as_ref()
+/// `InvalidInput` unless `given` is the store's dimension (`stored`; a store without one
+/// takes any).
+pub fn check_dimension(field: &str, given: usize, stored: Option<usize>) -> Result<()> {
+    match stored {
+        Some(d) if d != given => Err(dimension_error(field, given, d).into()),
+        _ => Ok(()),
     }
 }
 
-impl Embedded for Pattern {
-    fn embedding(&self) -> Option<&Embedding> {
-        self.embedding.as_ref()
-    }
+fn dimension_error(field: &str, given: usize, expected: usize) -> ValidationError {
+    ValidationError::new(
+        field,
+        Problem::Invalid(format!(
+            "has {given} dimensions; this store's embeddings have {expected}"
+        )),
+    )
 }
 
 /// A similarity search over episodes: the `k` most similar to `vector` among the episodes
@@ -184,7 +203,7 @@ fn common(vector: &Embedding, k: usize, min_score: Option<f64>) -> Result<(), Va
 /// The exact answer: every candidate that `matches` and has an embedding of the query's
 /// dimension, scored by cosine similarity, at least `min_score`, best first (ties: the
 /// smaller id first), the first `k`.
-pub fn exact<T: Embedded>(
+pub fn exact<T: Entity>(
     candidates: impl IntoIterator<Item = Arc<T>>,
     vector: &Embedding,
     k: usize,

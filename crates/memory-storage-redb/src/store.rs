@@ -315,6 +315,22 @@ impl RedbStorage {
         self.patterns_matching(query, query.limit)
     }
 
+    /// `InvalidInput` unless a query vector of `dimension` fits the file's embeddings.
+    fn check_search_dimension(&self, dimension: usize) -> Result<()> {
+        let stored = contained(&self.path, "reading the embedding dimension", || {
+            let txn = self.read()?;
+            match txn.open_table(tables::META) {
+                Ok(meta) => Ok(meta
+                    .get(tables::DIMENSION_KEY)
+                    .map_err(|e| db("reading the embedding dimension", e))?
+                    .map(|v| v.value() as usize)),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(e) => Err(db("opening the format table", e)),
+            }
+        })?;
+        memory_core::search::check_dimension("vector", dimension, stored)
+    }
+
     /// The first `limit` patterns `query` matches (its own limit not used), in query order.
     fn patterns_matching(&self, query: &PatternQuery, limit: usize) -> Result<Vec<Arc<Pattern>>> {
         let txn = self.read()?;
@@ -595,11 +611,13 @@ impl StorageBackend for RedbStorage {
 
     /// Exact: every episode the filter matches, scored (no vector index in redb).
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
+        self.check_search_dimension(search.vector.dimension())?;
         memory_core::search::scan_episodes(self, search).await
     }
     /// Exact, as for episodes.
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
+        self.check_search_dimension(search.vector.dimension())?;
         let candidates = contained(&self.path, "searching patterns", || {
             self.patterns_matching(&search.filter, usize::MAX)
         })?;

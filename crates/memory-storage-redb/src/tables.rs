@@ -152,6 +152,9 @@ impl Row for Heuristic {
 /// Writes `items` (already validated) in `txn`: each replaces any stored item of its id,
 /// and the indexes move with it.
 pub(crate) fn put<E: Row>(txn: &WriteTransaction, items: &[E]) -> Result<(), StorageError> {
+    if let Some(d) = memory_core::search::batch_dimension(items)? {
+        fix_dimension(txn, d)?;
+    }
     let mut table = txn
         .open_table(E::TABLE)
         .map_err(|e| db("opening a table", e))?;
@@ -164,6 +167,25 @@ pub(crate) fn put<E: Row>(txn: &WriteTransaction, items: &[E]) -> Result<(), Sto
             .map(|guard| codec::decode::<E>(guard.value()))
             .transpose()?;
         E::reindex(txn, old.as_ref(), Some(item))?;
+    }
+    Ok(())
+}
+
+/// The key of the embeddings' dimension in [`META`], fixed by the first stored.
+pub(crate) const DIMENSION_KEY: &str = "embedding_dimension";
+
+/// Checks a write's embedding dimension against the file's, recording it on first use.
+fn fix_dimension(txn: &WriteTransaction, dimension: usize) -> Result<(), StorageError> {
+    let doing = "reading the embedding dimension";
+    let mut meta = txn.open_table(META).map_err(|e| db(doing, e))?;
+    let stored = meta
+        .get(DIMENSION_KEY)
+        .map_err(|e| db(doing, e))?
+        .map(|v| v.value() as usize);
+    memory_core::search::check_dimension("embedding", dimension, stored)?;
+    if stored.is_none() {
+        meta.insert(DIMENSION_KEY, dimension as u64)
+            .map_err(|e| db("recording the embedding dimension", e))?;
     }
     Ok(())
 }

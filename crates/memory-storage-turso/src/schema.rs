@@ -10,7 +10,7 @@ use memory_core::{ErrorKind, StorageError, Timestamp};
 use crate::error::db;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -103,6 +103,12 @@ const MIGRATIONS: &[&str] = &[
             AND (generation <= NEW.generation - 4096
                 OR at_micros < NEW.at_micros - 3600000000);
     END;",
+    // 5: store-wide settings: the dimension every embedding has, fixed by the first write
+    // of an item with one (in that write's transaction).
+    "CREATE TABLE store_settings (
+        key TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    );",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -94,6 +94,8 @@ struct Inner {
     checkpointer: Option<Checkpointer>,
     /// With a writer thread: the change signal's own connection and the commit order.
     signal: Option<Arc<Signal>>,
+    /// The embeddings' dimension once this store has seen it recorded (it never changes).
+    dimension: parking_lot::Mutex<Option<usize>>,
 }
 
 /// The change signal of a local file written by one writer thread: the generation is read
@@ -208,6 +210,7 @@ impl TursoStorage {
                 }),
                 pool,
                 config,
+                dimension: parking_lot::Mutex::new(None),
             }),
         };
         store.prepare_database().await?;
@@ -662,7 +665,33 @@ impl TursoStorage {
         }
     }
 
+    /// `InvalidInput` unless a query vector of `dimension` fits the store's embeddings.
+    async fn check_search_dimension(&self, dimension: usize) -> Result<()> {
+        let known = *self.inner.dimension.lock();
+        let stored = match known {
+            Some(d) => Some(d),
+            None => {
+                let read = self
+                    .with_conn(job(|conn| {
+                        Box::pin(optional_integer(conn, DIMENSION, Vec::new()))
+                    }))
+                    .await?;
+                let read = read.and_then(|d| usize::try_from(d).ok());
+                if read.is_some() {
+                    *self.inner.dimension.lock() = read;
+                }
+                read
+            }
+        };
+        memory_core::search::check_dimension("vector", dimension, stored)
+    }
+
     async fn store_items<E: Table>(&self, items: &[E]) -> Result<()> {
+        let dimension = memory_core::search::batch_dimension(items)?;
+        let known = *self.inner.dimension.lock();
+        if let Some(d) = dimension {
+            memory_core::search::check_dimension("embedding", d, known)?;
+        }
         let rows = items
             .iter()
             .map(|item| {
@@ -670,8 +699,14 @@ impl TursoStorage {
                 Ok(Row::of(item, encoding, payload))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.transaction(Work::upsert(items, rows, self.inner.config.change_feed)?)
-            .await
+        let mut work = Work::upsert(items, rows, self.inner.config.change_feed)?;
+        // Checked (and recorded) inside the write unless this store already knows it.
+        work.dimension = dimension.filter(|_| known.is_none());
+        self.transaction(work).await?;
+        if let Some(d) = dimension {
+            *self.inner.dimension.lock() = Some(d);
+        }
+        Ok(())
     }
 
     /// Runs `work` as one write transaction (retried while that is safe), then lets a
@@ -810,6 +845,9 @@ async fn switch_to_wal(raw: &libsql::Connection, busy_timeout: Duration) -> Resu
 struct Work<E: Table> {
     rows: Rows<E>,
     changes: Option<Vec<u8>>,
+    /// The items' embedding dimension to check against the store's (and record if it has
+    /// none); `None` when the write needs no check.
+    dimension: Option<usize>,
 }
 
 enum Rows<E: Table> {
@@ -829,6 +867,7 @@ impl<E: Table> Work<E> {
         Ok(Work {
             rows: Rows::Upsert(rows),
             changes,
+            dimension: None,
         })
     }
 
@@ -844,10 +883,14 @@ impl<E: Table> Work<E> {
         Ok(Work {
             rows: Rows::Delete(ids),
             changes,
+            dimension: None,
         })
     }
 
     async fn run(&self, conn: &mut Conn) -> Result<()> {
+        if let Some(d) = self.dimension {
+            fix_dimension(conn, d).await?;
+        }
         match &self.rows {
             Rows::Upsert(rows) => upsert_all::<E>(conn, rows).await,
             Rows::Delete(ids) => delete_all::<E>(conn, ids).await,
@@ -980,6 +1023,21 @@ async fn single_integer(conn: &mut Conn, sql: &str, params: Vec<Value>) -> Resul
         .await?
         .ok_or_else(|| StorageError::corrupt(format!("no row from `{sql}`")))
 }
+
+/// Checks `dimension` against the store's, recording it if there is none yet (inside the
+/// write's transaction, so two first writers cannot record two).
+async fn fix_dimension(conn: &mut Conn, dimension: usize) -> Result<()> {
+    let d = i64::try_from(dimension).unwrap_or(i64::MAX);
+    execute(conn, RECORD_DIMENSION, vec![Value::Integer(d)]).await?;
+    let stored = single_integer(conn, DIMENSION, Vec::new()).await?;
+    memory_core::search::check_dimension("embedding", dimension, usize::try_from(stored).ok())
+}
+
+/// Records the embeddings' dimension unless one is recorded.
+const RECORD_DIMENSION: &str = "INSERT INTO store_settings (key, value) \
+                                VALUES ('embedding_dimension', ?1) ON CONFLICT (key) DO NOTHING";
+/// The embeddings' dimension, if recorded.
+const DIMENSION: &str = "SELECT value FROM store_settings WHERE key = 'embedding_dimension'";
 
 /// [`read_changes`], unless this connection's `PRAGMA data_version` says no other
 /// connection committed since `seen` was read at generation `since`: then nothing changed.
@@ -1328,11 +1386,16 @@ impl StorageBackend for TursoStorage {
 
     /// Exact for now: every episode the filter matches, read page by page and scored.
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
+        search.validate()?;
+        self.check_search_dimension(search.vector.dimension())
+            .await?;
         memory_core::search::scan_episodes(self, search).await
     }
     /// Exact, as for episodes.
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
+        self.check_search_dimension(search.vector.dimension())
+            .await?;
         let mut every = search.filter.clone();
         every.limit = i64::MAX as usize - 1; // the SQL's LIMIT: no limit
         let candidates = self

@@ -176,6 +176,7 @@ macro_rules! conformance_tests {
             search_patterns_match_the_reference => $crate::testing::checks::search::patterns_match_the_reference,
             search_follows_writes => $crate::testing::checks::search::follows_writes,
             search_invalid => $crate::testing::checks::search::invalid_searches,
+            search_one_dimension_per_store => $crate::testing::checks::search::one_dimension_per_store,
         }
     };
 }

@@ -198,3 +198,50 @@ pub async fn invalid_searches(b: &dyn StorageBackend) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// One dimension per store, fixed by the first embedding stored: another is `InvalidInput`
+/// (for writes, batches, patterns and query vectors), and a refused batch stores nothing.
+pub async fn one_dimension_per_store(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let mut rng = Seeded::seed_from_u64(41);
+    let mut first = samples::episode(0);
+    first.embedding = Some(vector(&mut rng));
+    b.store_episode(&first).await?;
+    let short = Embedding::new(vec![1.0; DIMENSION / 2])?;
+    let mut other = samples::episode(1);
+    other.embedding = Some(short.clone());
+    let refused = b.store_episode(&other).await;
+    match &refused {
+        Err(e) if e.kind() == ErrorKind::InvalidInput => ensure!(
+            e.to_string().contains(&format!("{}", DIMENSION / 2))
+                && e.to_string().contains(&format!("{DIMENSION}")),
+            "the error names both dimensions: {e}"
+        ),
+        other => anyhow::bail!("another dimension: expected InvalidInput, got {other:?}"),
+    }
+    let mut fits = samples::episode(2);
+    fits.embedding = Some(vector(&mut rng));
+    expect_kind(
+        b.store_episodes(&[fits.clone(), other.clone()]).await,
+        ErrorKind::InvalidInput,
+        "a batch with another dimension",
+    )?;
+    ensure!(
+        b.get_episode(fits.id).await?.is_none(),
+        "nothing of a refused batch is stored"
+    );
+    let mut pattern = samples::pattern(0);
+    pattern.embedding = Some(short.clone());
+    expect_kind(
+        b.store_pattern(&pattern).await,
+        ErrorKind::InvalidInput,
+        "a pattern of another dimension",
+    )?;
+    expect_kind(
+        b.search_episodes(&EpisodeSearch::new(short, 3)).await,
+        ErrorKind::InvalidInput,
+        "a query vector of another dimension",
+    )?;
+    // Items without an embedding are always welcome.
+    b.store_episode(&samples::episode(3)).await?;
+    Ok(())
+}
