@@ -1,7 +1,9 @@
 //! [`Embedding`]: the caller's vector for an episode or a pattern, for similarity search.
 //! This crate computes none; a store fixes one dimension for all of its items.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Problem, ValidationError};
 use crate::heap::HeapSize;
@@ -22,14 +24,29 @@ pub const MAX_EMBEDDING_DIMENSION: usize = 4_096;
 /// assert!(Embedding::new(vec![f32::NAN]).is_err());
 /// assert!(Embedding::new(vec![0.0, 0.0]).is_err());
 /// ```
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Embedding(Vec<f32>);
+///
+/// One pointer wide (an `Option<Embedding>` adds 8 bytes to an item in memory), and clones
+/// share the values.
+#[derive(Clone, PartialEq)]
+pub struct Embedding(Arc<Vec<f32>>);
+
+/// Encoded as the sequence of its values.
+impl Serialize for Embedding {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Embedding {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<f32>::deserialize(deserializer).map(|values| Embedding(Arc::new(values)))
+    }
+}
 
 impl Embedding {
     /// Checks `values` and wraps them.
     pub fn new(values: Vec<f32>) -> Result<Self, ValidationError> {
-        let embedding = Embedding(values);
+        let embedding = Embedding(Arc::new(values));
         embedding.validate("embedding")?;
         Ok(embedding)
     }
@@ -81,7 +98,7 @@ impl Embedding {
             return 0.0;
         }
         let (mut dot, mut a, mut b) = (0.0f64, 0.0f64, 0.0f64);
-        for (x, y) in self.0.iter().zip(&other.0) {
+        for (x, y) in self.0.iter().zip(other.0.iter()) {
             let (x, y) = (f64::from(*x), f64::from(*y));
             dot += x * y;
             a += x * x;
@@ -103,8 +120,11 @@ impl std::fmt::Debug for Embedding {
 }
 
 impl HeapSize for Embedding {
+    /// The shared allocation (its counts and the vector) and the values.
     fn heap_size(&self) -> usize {
-        self.0.capacity() * std::mem::size_of::<f32>()
+        std::mem::size_of::<[usize; 2]>()
+            + std::mem::size_of::<Vec<f32>>()
+            + self.0.capacity() * std::mem::size_of::<f32>()
     }
 }
 

@@ -318,15 +318,13 @@ impl TursoStorage {
         Ok(u64::try_from(value).unwrap_or_default())
     }
 
-    /// The generation read on the signal's own connection, under the commit order.
+    /// The generation read on the signal's own connection, under the commit order (with
+    /// the feed's statement, asking for no rows: one statement prepared there, not two).
     async fn ordered_generation(&self, signal: Arc<Signal>) -> Result<u64> {
-        let value = self
-            .on_signal(
-                signal,
-                job(|conn| Box::pin(single_integer(conn, GENERATION, Vec::new()))),
-            )
+        let answer = self
+            .on_signal(signal, job(|conn| Box::pin(read_changes(conn, u64::MAX))))
             .await?;
-        Ok(u64::try_from(value).unwrap_or_default())
+        Ok(answer.position())
     }
 
     /// What the writes after `since` changed, from the change feed: on the signal's own
@@ -918,8 +916,6 @@ impl Failed {
 const BUMP_GENERATION: &str = "UPDATE store_generation SET generation = generation + 1, \
                                token = ?1, changes = ?2, at_micros = ?3 WHERE id = 1 \
                                RETURNING generation";
-/// The store generation.
-const GENERATION: &str = "SELECT generation FROM store_generation WHERE id = 1";
 /// The generation, then each change-feed row after `?1` in order (none: one row of NULLs),
 /// at most `?2` of them: one consistent read.
 const CHANGES_SINCE: &str = "SELECT s.generation, f.generation, f.changes \
