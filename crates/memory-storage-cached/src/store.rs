@@ -257,8 +257,13 @@ impl<S> Invalidate for Shared<S> {
         match change {
             Change::EpisodeStored { id, domain } => {
                 self.episodes.invalidate(id);
-                self.episode_queries.invalidate(&Dep::EpisodeWrites);
-                for dep in deps::stored_episodes(std::iter::once((*id, domain.as_str()))) {
+                // What `deps::stored_episodes` names for one item, without building its list.
+                for dep in [
+                    Dep::EpisodeWrites,
+                    Dep::AnyEpisode,
+                    Dep::EpisodeDomain(deps::domain_key(domain)),
+                    Dep::Episode(*id),
+                ] {
                     self.episode_queries.invalidate(&dep);
                 }
             }
@@ -269,8 +274,12 @@ impl<S> Invalidate for Shared<S> {
             }
             Change::PatternStored { id, domain } => {
                 self.patterns.invalidate(id);
-                self.pattern_queries.invalidate(&Dep::PatternWrites);
-                for dep in deps::stored_patterns(std::iter::once((*id, domain.as_str()))) {
+                for dep in [
+                    Dep::PatternWrites,
+                    Dep::AnyPattern,
+                    Dep::PatternDomain(deps::domain_key(domain)),
+                    Dep::Pattern(*id),
+                ] {
                     self.pattern_queries.invalidate(&dep);
                 }
             }

@@ -123,15 +123,63 @@ async fn the_feed_keeps_the_newest_writes_and_trims_old_ones() {
     assert_eq!(feed_rows(&path).await, 4_096 - 30);
 }
 
-#[tokio::test]
-async fn a_bulk_write_lists_nothing_and_readers_behind_it_flush() {
-    let dir = tempfile::tempdir().unwrap();
+/// A writer and a second handle's cache on one file, the cache holding one episode.
+async fn writer_and_warm_reader(
+    dir: &tempfile::TempDir,
+) -> (TursoStorage, CachedStorage<TursoStorage>, Episode) {
     let path = dir.path().join("feed.db");
     let (writer, reader) = (open(&path).await, open(&path).await);
     let cache = cached(&reader);
     let kept = episode(0);
     cache.store_episode(&kept).await.unwrap();
     assert!(cache.get_episode(kept.id).await.unwrap().is_some());
+    (writer, cache, kept)
+}
+
+/// Two handles on one file storing their first embeddings at once, of two dimensions: one
+/// dimension wins, the other write is refused naming both, and both handles then agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_writers_of_two_dimensions_fix_one() {
+    use memory_core::Embedding;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed.db");
+    for round in 0..10 {
+        let (a, b) = (open(&path).await, open(&path).await);
+        let with = |dimension: usize| {
+            let mut e = episode(round);
+            e.embedding = Some(Embedding::new(vec![1.0; dimension]).unwrap());
+            e
+        };
+        let (x, y) = (with(4 + round), with(5 + round));
+        let (ra, rb) = tokio::join!(a.store_episode(&x), b.store_episode(&y));
+        let refused = match (&ra, &rb) {
+            (Ok(()), Err(e)) | (Err(e), Ok(())) => e,
+            other => panic!("round {round}: exactly one may win, got {other:?}"),
+        };
+        assert_eq!(
+            refused.kind(),
+            memory_core::ErrorKind::InvalidInput,
+            "{refused}"
+        );
+        let winner = if ra.is_ok() { &x } else { &y };
+        for store in [&a, &b] {
+            let dims = winner.embedding.as_ref().unwrap().dimension();
+            let other = Embedding::new(vec![1.0; dims + 1]).unwrap();
+            let mut late = episode(round + 100);
+            late.embedding = Some(other);
+            assert!(store.store_episode(&late).await.is_err(), "round {round}");
+        }
+        drop((a, b));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_write_lists_nothing_and_readers_behind_it_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, cache, kept) = writer_and_warm_reader(&dir).await;
     let start = writer.change_position().await.unwrap();
     let bulk: Vec<Episode> = (0..=MAX_FEED_ITEMS).map(episode).collect();
     writer.store_episodes(&bulk).await.unwrap();
@@ -151,12 +199,7 @@ async fn a_bulk_write_lists_nothing_and_readers_behind_it_flush() {
 #[tokio::test]
 async fn a_reader_too_far_behind_flushes() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("feed.db");
-    let (writer, reader) = (open(&path).await, open(&path).await);
-    let cache = cached(&reader);
-    let kept = episode(0);
-    cache.store_episode(&kept).await.unwrap();
-    assert!(cache.get_episode(kept.id).await.unwrap().is_some());
+    let (writer, cache, kept) = writer_and_warm_reader(&dir).await;
     // More writes than the feed keeps (4,096) before the reader's next check.
     for i in 0..4_200 {
         writer.store_episode(&episode(i)).await.unwrap();
