@@ -176,6 +176,11 @@ pub struct TursoConfig {
     /// a write changed; a write that records nothing makes them drop everything. Off only
     /// to measure what the feed costs.
     pub change_feed: bool,
+    /// A similarity search whose filter matches at most this many items scores each of
+    /// them exactly; above it the search asks the vector index (`libsql_vector_idx`) for
+    /// candidates and re-ranks them exactly (1,000 by default; 0 sends every search to the
+    /// index).
+    pub exact_search_below: u32,
     /// Payloads of at least this many bytes are stored zstd-compressed.
     pub compression_threshold: usize,
     /// zstd level for compressed payloads.
@@ -215,6 +220,7 @@ impl TursoConfig {
             checkpoint_interval: Duration::from_millis(50),
             wal_limit_pages: 8 * 1024,
             change_feed: true,
+            exact_search_below: 1_000,
             compression_threshold: 4 * 1024,
             compression_level: 3,
             retry: RetryPolicy::default(),
@@ -378,6 +384,12 @@ impl TursoConfig {
     /// Sets [`change_feed`](Self::change_feed).
     pub fn change_feed(mut self, record: bool) -> Self {
         self.change_feed = record;
+        self
+    }
+
+    /// Sets [`exact_search_below`](Self::exact_search_below).
+    pub fn exact_search_below(mut self, items: u32) -> Self {
+        self.exact_search_below = items;
         self
     }
 

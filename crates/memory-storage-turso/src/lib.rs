@@ -39,6 +39,7 @@ mod schema;
 mod statements;
 mod store;
 mod table;
+mod vectors;
 mod writer;
 
 pub use checkpoint::CheckpointStats;

@@ -14,7 +14,25 @@ pub(crate) struct Sql {
 /// The page `query` asks for, fetching one row more than the limit to know whether another
 /// page follows.
 pub(crate) fn episodes(query: &EpisodeQuery) -> Sql {
-    let mut text = String::from("SELECT e.id, e.encoding, e.payload FROM episodes e WHERE 1 = 1");
+    let Sql {
+        text: filter,
+        mut params,
+    } = episode_filter(query);
+    let mut text =
+        format!("SELECT e.id, e.encoding, e.payload FROM episodes e WHERE 1 = 1{filter}");
+    if let Some(cursor) = query.cursor {
+        text.push_str(" AND (e.start_time, e.id) < (?, ?)");
+        params.push(Value::Integer(cursor.start_time().as_micros()));
+        params.push(Value::Blob(cursor.id().as_bytes().to_vec()));
+    }
+    text.push_str(" ORDER BY e.start_time DESC, e.id DESC LIMIT ?");
+    params.push(Value::Integer(query.limit as i64 + 1));
+    Sql { text, params }
+}
+
+/// The `AND ...` terms of `query`'s filters (not its cursor or limit) on `episodes e`.
+pub(crate) fn episode_filter(query: &EpisodeQuery) -> Sql {
+    let mut text = String::new();
     let mut params = Vec::new();
     if let Some(since) = query.since {
         text.push_str(" AND e.start_time >= ?");
@@ -47,34 +65,39 @@ pub(crate) fn episodes(query: &EpisodeQuery) -> Sql {
         params.push(Value::Text(key.clone()));
         params.push(Value::Text(value.clone()));
     }
-    if let Some(cursor) = query.cursor {
-        text.push_str(" AND (e.start_time, e.id) < (?, ?)");
-        params.push(Value::Integer(cursor.start_time().as_micros()));
-        params.push(Value::Blob(cursor.id().as_bytes().to_vec()));
-    }
-    text.push_str(" ORDER BY e.start_time DESC, e.id DESC LIMIT ?");
-    params.push(Value::Integer(query.limit as i64 + 1));
     Sql { text, params }
 }
 
 /// The patterns `query` asks for, best success rate first.
 pub(crate) fn patterns(query: &PatternQuery) -> Sql {
-    let mut text = String::from("SELECT id, encoding, payload FROM patterns WHERE 1 = 1");
+    let Sql {
+        text: filter,
+        mut params,
+    } = pattern_filter(query);
+    let text = format!(
+        "SELECT e.id, e.encoding, e.payload FROM patterns e WHERE 1 = 1{filter} \
+         ORDER BY e.success_rate DESC, e.id ASC LIMIT ?"
+    );
+    params.push(Value::Integer(query.limit as i64));
+    Sql { text, params }
+}
+
+/// The `AND ...` terms of `query`'s filters (not its limit) on `patterns e`.
+pub(crate) fn pattern_filter(query: &PatternQuery) -> Sql {
+    let mut text = String::new();
     let mut params = Vec::new();
     if let Some(kind) = query.kind {
-        text.push_str(" AND kind = ?");
+        text.push_str(" AND e.kind = ?");
         params.push(Value::Text(kind.as_str().to_string()));
     }
     if let Some(domain) = &query.domain {
-        text.push_str(" AND domain = ?");
+        text.push_str(" AND e.domain = ?");
         params.push(Value::Text(domain.clone()));
     }
     if let Some(rate) = query.min_success_rate {
-        text.push_str(" AND success_rate >= ?");
+        text.push_str(" AND e.success_rate >= ?");
         params.push(Value::Real(rate));
     }
-    text.push_str(" ORDER BY success_rate DESC, id ASC LIMIT ?");
-    params.push(Value::Integer(query.limit as i64));
     Sql { text, params }
 }
 

@@ -10,7 +10,7 @@ use memory_core::{ErrorKind, StorageError, Timestamp};
 use crate::error::db;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -109,6 +109,10 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY NOT NULL,
         value INTEGER NOT NULL
     );",
+    // 6: the vector tables (crate::vectors), created when the dimension is fixed; a
+    // database that recorded one under schema 5 gets them here, filled from the payloads
+    // (`vectors::backfill`, in this migration's transaction).
+    "SELECT 1;",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -153,6 +157,9 @@ pub async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageEr
         tx.execute_batch(sql)
             .await
             .map_err(|e| db(&context("schema change"), e))?;
+        if number == 6 {
+            crate::vectors::backfill(&tx).await?;
+        }
         tx.execute(
             "INSERT INTO schema_version (version, applied_at_micros) VALUES (?1, ?2)",
             libsql::params![number, Timestamp::now().as_micros()],

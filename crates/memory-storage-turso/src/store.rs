@@ -31,6 +31,7 @@ use crate::query::{self, Sql};
 use crate::schema;
 use crate::statements::{StatementCacheStats, StatementStatsSnapshot};
 use crate::table::{self, Table};
+use crate::vectors;
 use crate::writer::GroupFailure;
 
 /// `fut`'s output, or `None` if `limit` passed first (no limit: always the output).
@@ -599,6 +600,7 @@ impl TursoStorage {
     /// The generation the write with `token` produced, if it committed.
     async fn committed_generation(&self, token: &[u8]) -> Result<Option<u64>> {
         let mut attempt = 1u32;
+        let resolving = Instant::now();
         let generation = loop {
             let token = token.to_vec();
             let (limit, started) = (self.inner.config.operation_timeout, Instant::now());
@@ -624,8 +626,10 @@ impl TursoStorage {
             )
             .await
             .unwrap_or_else(|| Ok(Err(timed_out(limit, started))))?;
+            // Patient: giving up makes the write `Indeterminate`. (An embedded replica whose
+            // primary compacted its log cannot read for a second or two; libsql #1310.)
             match found {
-                Err(e) if e.is_transient() && attempt < self.inner.config.retry.attempts => {
+                Err(e) if e.is_transient() && resolving.elapsed() < RESOLVE_PATIENCE => {
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;
                 }
@@ -663,8 +667,9 @@ impl TursoStorage {
         }
     }
 
-    /// `InvalidInput` unless a query vector of `dimension` fits the store's embeddings.
-    async fn check_search_dimension(&self, dimension: usize) -> Result<()> {
+    /// `InvalidInput` unless a query vector of `dimension` fits the store's embeddings;
+    /// answers whether the store has any (a dimension recorded).
+    async fn check_search_dimension(&self, dimension: usize) -> Result<bool> {
         let known = *self.inner.dimension.lock();
         let stored = match known {
             Some(d) => Some(d),
@@ -681,7 +686,52 @@ impl TursoStorage {
                 read
             }
         };
-        memory_core::search::check_dimension("vector", dimension, stored)
+        memory_core::search::check_dimension("vector", dimension, stored)?;
+        Ok(stored.is_some())
+    }
+
+    /// The `k` items of `E` nearest `vector` among those `filter` (SQL terms; `matches` the
+    /// same in Rust) admits, re-ranked exactly (see `crate::vectors`).
+    async fn search_items<E: Table>(
+        &self,
+        filter: Sql,
+        vector: &memory_core::Embedding,
+        k: usize,
+        min_score: Option<f64>,
+        matches: impl Fn(&E) -> bool,
+    ) -> Result<Vec<Scored<E>>> {
+        let Some(table) = E::VECTORS else {
+            return Ok(Vec::new());
+        };
+        if !self.check_search_dimension(vector.dimension()).await? {
+            return Ok(Vec::new());
+        }
+        let filter = Arc::new(filter);
+        let mut plan = vectors::Plan {
+            vector: vectors::blob(vector),
+            k,
+            exact_below: i64::from(self.inner.config.exact_search_below),
+        };
+        loop {
+            let sql = Arc::new(vectors::search_sql::<E>(table, &filter, &plan));
+            let (candidates, matched) = self
+                .with_conn(job(move |conn| {
+                    let sql = sql.clone();
+                    Box::pin(async move { search_rows::<E>(conn, &sql).await })
+                }))
+                .await?;
+            // The index's candidates may hold fewer than `k` of the filter's matches when the
+            // filter is narrow; then every match is scored.
+            let approximate = matched > plan.exact_below;
+            let short = candidates.len() < k && (candidates.len() as i64) < matched;
+            if approximate && short && plan.exact_below < i64::MAX {
+                plan.exact_below = i64::MAX;
+                continue;
+            }
+            return Ok(memory_core::search::exact(
+                candidates, vector, k, min_score, &matches,
+            ));
+        }
     }
 
     async fn store_items<E: Table>(&self, items: &[E]) -> Result<()> {
@@ -700,6 +750,7 @@ impl TursoStorage {
         let mut work = Work::upsert(items, rows, self.inner.config.change_feed)?;
         // Checked (and recorded) inside the write unless this store already knows it.
         work.dimension = dimension.filter(|_| known.is_none());
+        work.vectors = known.is_some() || dimension.is_some();
         self.transaction(work).await?;
         if let Some(d) = dimension {
             *self.inner.dimension.lock() = Some(d);
@@ -846,6 +897,9 @@ struct Work<E: Table> {
     /// The items' embedding dimension to check against the store's (and record if it has
     /// none); `None` when the write needs no check.
     dimension: Option<usize>,
+    /// Whether the store has vector tables to keep in step (its dimension is known or
+    /// fixed by this write); if not, the write finds out at its end (`write_body`).
+    vectors: bool,
 }
 
 enum Rows<E: Table> {
@@ -866,6 +920,7 @@ impl<E: Table> Work<E> {
             rows: Rows::Upsert(rows),
             changes,
             dimension: None,
+            vectors: false,
         })
     }
 
@@ -882,6 +937,7 @@ impl<E: Table> Work<E> {
             rows: Rows::Delete(ids),
             changes,
             dimension: None,
+            vectors: false,
         })
     }
 
@@ -890,7 +946,14 @@ impl<E: Table> Work<E> {
             fix_dimension(conn, d).await?;
         }
         match &self.rows {
-            Rows::Upsert(rows) => upsert_all::<E>(conn, rows).await,
+            Rows::Upsert(rows) => {
+                upsert_all::<E>(conn, rows).await?;
+                if self.vectors {
+                    write_vectors::<E>(conn, rows).await?;
+                }
+                Ok(())
+            }
+            // The vector tables' triggers remove the deleted items' vectors.
             Rows::Delete(ids) => delete_all::<E>(conn, ids).await,
         }
     }
@@ -913,9 +976,12 @@ impl Failed {
 
 /// Advances the store generation, leaving the write's token in the write log (a trigger
 /// writes the log, so this is still one statement: no extra round trip).
+/// Answers the embeddings' dimension beside it (a write that did not know whether the store
+/// has vector tables learns it without a statement of its own).
 const BUMP_GENERATION: &str = "UPDATE store_generation SET generation = generation + 1, \
                                token = ?1, changes = ?2, at_micros = ?3 WHERE id = 1 \
-                               RETURNING generation";
+                               RETURNING generation, (SELECT value FROM store_settings \
+                               WHERE key = 'embedding_dimension')";
 /// The generation, then each change-feed row after `?1` in order (none: one row of NULLs),
 /// at most `?2` of them: one consistent read.
 const CHANGES_SINCE: &str = "SELECT s.generation, f.generation, f.changes \
@@ -938,9 +1004,25 @@ async fn write_body<E: Table>(conn: &mut Conn, work: &Work<E>, token: &[u8]) -> 
         work.changes.clone().map_or(Value::Null, Value::Blob),
         Value::Integer(memory_core::Timestamp::now().as_micros()),
     ];
-    single_integer(conn, BUMP_GENERATION, params)
-        .await
-        .map(|generation| u64::try_from(generation).unwrap_or_default())
+    let stmt = statement(conn, BUMP_GENERATION).await?;
+    let result = async {
+        let mut rows = stmt.query(params).await?;
+        match rows.next().await? {
+            Some(row) => Ok(Some((row.get::<i64>(0)?, row.get::<Option<i64>>(1)?))),
+            None => Ok(None),
+        }
+    }
+    .await;
+    stmt.reset();
+    let (generation, dimension) = result
+        .map_err(|e| db("advancing the store generation", e))?
+        .ok_or_else(|| StorageError::corrupt("the store generation row is missing"))?;
+    // Another handle fixed the dimension unknown to this one: items written without an
+    // embedding may have had one, so their vectors go (the items have none here).
+    if let (false, Some(_), Rows::Upsert(rows)) = (work.vectors, dimension, &work.rows) {
+        write_vectors::<E>(conn, rows).await?;
+    }
+    Ok(u64::try_from(generation).unwrap_or_default())
 }
 
 /// Runs `work` inside one immediate transaction on `conn`, advancing the store generation
@@ -1026,14 +1108,59 @@ async fn fix_dimension(conn: &mut Conn, dimension: usize) -> Result<()> {
     let d = i64::try_from(dimension).unwrap_or(i64::MAX);
     execute(conn, RECORD_DIMENSION, vec![Value::Integer(d)]).await?;
     let stored = single_integer(conn, DIMENSION, Vec::new()).await?;
-    memory_core::search::check_dimension("embedding", dimension, usize::try_from(stored).ok())
+    memory_core::search::check_dimension("embedding", dimension, usize::try_from(stored).ok())?;
+    conn.raw
+        .execute_batch(&vectors::create_sql(dimension))
+        .await
+        .map_err(|e| db("creating the vector tables", e))?;
+    Ok(())
 }
+
+/// Brings the vectors of `rows` in step with them: stored for those with an embedding,
+/// removed for those without.
+async fn write_vectors<E: Table>(conn: &mut Conn, rows: &[Row]) -> Result<()> {
+    let Some(table) = E::VECTORS else {
+        return Ok(());
+    };
+    let with: Vec<(&[u8], &[u8])> = rows
+        .iter()
+        .filter_map(|r| r.embedding.as_deref().map(|e| (r.id.as_slice(), e)))
+        .collect();
+    let without: Vec<&[u8]> = rows
+        .iter()
+        .filter(|r| r.embedding.is_none())
+        .map(|r| r.id.as_slice())
+        .collect();
+    for range in table::chunks(with.len(), VECTOR_ROWS) {
+        let params = with[range.clone()]
+            .iter()
+            .flat_map(|(id, v)| [Value::Blob(id.to_vec()), Value::Blob(v.to_vec())])
+            .collect();
+        execute(conn, &vectors::upsert_sql(table, range.len()), params).await?;
+    }
+    for range in table::chunks(without.len(), ID_ROWS) {
+        let params = without[range.clone()]
+            .iter()
+            .map(|id| Value::Blob(id.to_vec()))
+            .collect();
+        execute(conn, &vectors::delete_sql(table, range.len()), params).await?;
+    }
+    Ok(())
+}
+
+/// How long a writer whose commit answer was lost keeps trying to read whether it applied
+/// while the store fails transiently.
+const RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Vectors per insert statement.
+const VECTOR_ROWS: usize = 64;
 
 /// Records the embeddings' dimension unless one is recorded.
 const RECORD_DIMENSION: &str = "INSERT INTO store_settings (key, value) \
                                 VALUES ('embedding_dimension', ?1) ON CONFLICT (key) DO NOTHING";
 /// The embeddings' dimension, if recorded.
-const DIMENSION: &str = "SELECT value FROM store_settings WHERE key = 'embedding_dimension'";
+pub(crate) const DIMENSION: &str =
+    "SELECT value FROM store_settings WHERE key = 'embedding_dimension'";
 
 /// [`read_changes`], unless this connection's `PRAGMA data_version` says no other
 /// connection committed since `seen` was read at generation `since`: then nothing changed.
@@ -1148,6 +1275,31 @@ async fn select_rows<E: Table>(
     result
 }
 
+/// The candidates a search statement (`vectors::search_sql`) returns, and how many items
+/// its filter matched.
+async fn search_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<(Vec<Arc<E>>, i64)> {
+    let stmt = statement(conn, &sql.text).await?;
+    let result = async {
+        let mut out = Vec::new();
+        let mut matched = 0;
+        let mut rows = stmt
+            .query(sql.params.clone())
+            .await
+            .map_err(|e| db("searching", e))?;
+        while let Some(row) = rows.next().await.map_err(|e| db("searching", e))? {
+            let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
+            let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
+            matched = row.get(3).map_err(|e| db("reading a match count", e))?;
+            let item: E = decode(encoding, &payload, format_args!("a {} found", E::KIND))?;
+            out.push(Arc::new(item));
+        }
+        Ok((out, matched))
+    }
+    .await;
+    stmt.reset();
+    result
+}
+
 /// The item with `id`, if stored.
 async fn select_one<E: Table>(conn: &mut Conn, id: E::Id) -> Result<Option<Arc<E>>> {
     let stmt = statement(conn, E::SELECT_ONE).await?;
@@ -1191,6 +1343,8 @@ pub(crate) struct Row {
     payload: Vec<u8>,
     tags: Vec<String>,
     metadata: Vec<(String, String)>,
+    /// The embedding as `F32_BLOB` bytes.
+    embedding: Option<Vec<u8>>,
 }
 
 impl Row {
@@ -1203,6 +1357,7 @@ impl Row {
             payload,
             tags: side.tags,
             metadata: side.metadata,
+            embedding: item.embedding().map(vectors::blob),
         }
     }
 }
@@ -1383,21 +1538,20 @@ impl StorageBackend for TursoStorage {
     /// Exact for now: every episode the filter matches, read page by page and scored.
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
-        self.check_search_dimension(search.vector.dimension())
-            .await?;
-        memory_core::search::scan_episodes(self, search).await
+        let filter = query::episode_filter(&search.filter);
+        self.search_items::<Episode>(filter, &search.vector, search.k, search.min_score, |e| {
+            search.filter.matches(e)
+        })
+        .await
     }
-    /// Exact, as for episodes.
+
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
-        self.check_search_dimension(search.vector.dimension())
-            .await?;
-        let mut every = search.filter.clone();
-        every.limit = i64::MAX as usize - 1; // the SQL's LIMIT: no limit
-        let candidates = self
-            .select_items::<Pattern>(&query::patterns(&every))
-            .await?;
-        Ok(memory_core::search::exact_patterns(candidates, search))
+        let filter = query::pattern_filter(&search.filter);
+        self.search_items::<Pattern>(filter, &search.vector, search.k, search.min_score, |p| {
+            search.filter.matches(p)
+        })
+        .await
     }
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {

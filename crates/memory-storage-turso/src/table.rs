@@ -16,6 +16,8 @@ pub(crate) trait Table: Entity + memory_core::feed::Changed {
     /// `encoding, payload` of one item by id: the single get, the commonest read, written
     /// out so that it builds no SQL text per call (checked against the table in a test).
     const SELECT_ONE: &'static str;
+    /// The table of this kind's embeddings, if it has them (`crate::vectors`).
+    const VECTORS: Option<&'static str> = None;
 
     /// The 16 id bytes.
     fn id_bytes(id: Self::Id) -> [u8; 16];
@@ -53,6 +55,7 @@ impl Table for Episode {
         "payload",
     ];
     const SIDE_TABLES: &'static [&'static str] = &["episode_tags", "episode_metadata"];
+    const VECTORS: Option<&'static str> = Some("episode_vectors");
 
     fn id_bytes(id: EpisodeId) -> [u8; 16] {
         *id.as_bytes()
@@ -95,6 +98,7 @@ impl Table for Pattern {
         "encoding",
         "payload",
     ];
+    const VECTORS: Option<&'static str> = Some("pattern_vectors");
 
     fn id_bytes(id: PatternId) -> [u8; 16] {
         *id.as_bytes()

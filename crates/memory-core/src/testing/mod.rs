@@ -177,6 +177,7 @@ macro_rules! conformance_tests {
             search_follows_writes => $crate::testing::checks::search::follows_writes,
             search_invalid => $crate::testing::checks::search::invalid_searches,
             search_one_dimension_per_store => $crate::testing::checks::search::one_dimension_per_store,
+            search_recall_at_10 => $crate::testing::checks::search::recall_at_10,
         }
     };
 }

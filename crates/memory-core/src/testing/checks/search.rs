@@ -133,6 +133,116 @@ pub async fn patterns_match_the_reference(b: &dyn StorageBackend) -> anyhow::Res
     Ok(())
 }
 
+/// Items in the recall check's set.
+pub const RECALL_ITEMS: u64 = 10_000;
+/// The dimension of the recall check's vectors.
+const RECALL_DIMENSION: usize = 32;
+/// The recall@10 every backend reaches (exact ones reach 1).
+pub const MIN_RECALL: f64 = 0.95;
+
+/// Vectors with the structure of real embeddings: a point in a 12-dimensional subspace of
+/// `RECALL_DIMENSION` (a seeded random basis) plus noise in every dimension, so that
+/// nearest neighbours are well defined (uniform noise in 32 dimensions has none).
+struct Structured {
+    basis: Vec<Vec<f32>>,
+    rng: Seeded,
+}
+
+impl Structured {
+    fn new(seed: u64) -> Self {
+        let mut rng = Seeded::seed_from_u64(seed);
+        let basis = (0..12)
+            .map(|_| (0..RECALL_DIMENSION).map(|_| rng.unit()).collect())
+            .collect();
+        Structured { basis, rng }
+    }
+
+    fn next(&mut self) -> Embedding {
+        loop {
+            let weights: Vec<f32> = (0..self.basis.len()).map(|_| self.rng.unit()).collect();
+            let values: Vec<f32> = (0..RECALL_DIMENSION)
+                .map(|j| {
+                    let signal: f32 = weights.iter().zip(&self.basis).map(|(w, b)| w * b[j]).sum();
+                    signal + 0.25 * self.rng.unit()
+                })
+                .collect();
+            if let Ok(e) = Embedding::new(values) {
+                return e;
+            }
+        }
+    }
+}
+
+/// recall@10 of 30 searches (unfiltered, by domain, by domain and outcome) on a seeded set
+/// of [`RECALL_ITEMS`] episodes is at least [`MIN_RECALL`] for each kind of search: the
+/// bar for backends that answer from an approximate index.
+pub async fn recall_at_10(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let mut vectors = Structured::new(51);
+    let all: Vec<Episode> = (0..RECALL_ITEMS)
+        .map(|i| {
+            let mut e = samples::episode(i);
+            e.embedding = Some(vectors.next());
+            e
+        })
+        .collect();
+    for chunk in all.chunks(500) {
+        b.store_episodes(chunk).await?;
+    }
+    let shared: Vec<Arc<Episode>> = all.iter().cloned().map(Arc::new).collect();
+    let filters = [
+        ("unfiltered", EpisodeQuery::new()),
+        (
+            "one domain",
+            EpisodeQuery::new().domain(samples::DOMAINS[1]),
+        ),
+        (
+            "a domain and an outcome",
+            EpisodeQuery::new()
+                .domain(samples::DOMAINS[2])
+                .outcome(OutcomeKind::Success),
+        ),
+    ];
+    for (what, filter) in filters {
+        let (mut found, mut wanted) = (0usize, 0usize);
+        for _ in 0..10 {
+            let s = EpisodeSearch::new(vectors.next(), 10).filter(filter.clone());
+            let got = b.search_episodes(&s).await.context("search_episodes")?;
+            let expected = search::exact_episodes(shared.iter().cloned(), &s);
+            ensure!(
+                got.len() == expected.len(),
+                "{what}: {} results, {} expected",
+                got.len(),
+                expected.len()
+            );
+            for g in &got {
+                let reference = g.item.embedding.as_ref().map(|e| e.cosine(&s.vector));
+                ensure!(
+                    reference.is_some_and(|r| (r - g.score).abs() < 1e-5),
+                    "{what}: {} scored {} (its cosine is {reference:?})",
+                    g.item.id,
+                    g.score
+                );
+                ensure!(
+                    s.filter.matches(&g.item),
+                    "{what}: {} does not match",
+                    g.item.id
+                );
+            }
+            wanted += expected.len();
+            found += got
+                .iter()
+                .filter(|g| expected.iter().any(|e| e.item.id == g.item.id))
+                .count();
+        }
+        let recall = found as f64 / wanted.max(1) as f64;
+        ensure!(
+            recall >= MIN_RECALL,
+            "{what}: recall@10 {recall:.3} (at least {MIN_RECALL} wanted)"
+        );
+    }
+    Ok(())
+}
+
 /// A search sees the writes before it: a new, a changed and a deleted item.
 pub async fn follows_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
     let mut all = episodes(20, 31);
@@ -167,6 +277,29 @@ pub async fn follows_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
         got.iter()
             .all(|r| r.item.id != twin.id && r.item.id != all[0].id),
         "a deleted and a changed episode are not found: {got:?}"
+    );
+    // Stored again without its embedding (alone and in a batch): no longer a candidate.
+    let nearest = got.first().map(|r| r.item.id).context("a result")?;
+    let mut bare = all
+        .iter()
+        .find(|e| e.id == nearest)
+        .cloned()
+        .context("stored")?;
+    bare.embedding = None;
+    b.store_episode(&bare).await?;
+    let second = got.get(1).map(|r| r.item.id).context("a second result")?;
+    let mut bare_too = all
+        .iter()
+        .find(|e| e.id == second)
+        .cloned()
+        .context("stored")?;
+    bare_too.embedding = None;
+    b.store_episodes(&[bare_too, samples::episode(101)]).await?;
+    let got = b.search_episodes(&s).await?;
+    ensure!(
+        got.iter()
+            .all(|r| r.item.id != nearest && r.item.id != second),
+        "episodes stored without their embeddings are not found: {got:?}"
     );
     Ok(())
 }
