@@ -38,6 +38,7 @@ pub mod raw;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod search;
 pub mod soak;
 pub mod tails;
 pub mod zipf;

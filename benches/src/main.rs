@@ -20,6 +20,7 @@ use memory_bench::feed::{FeedOptions, feed};
 use memory_bench::instructions::{HotPath, run_hot_path};
 use memory_bench::measure::{self, GateOptions, Measurement, Weakening};
 use memory_bench::run::{RunOptions, RunResult, standard_run};
+use memory_bench::search::{SearchOptions, search};
 use memory_bench::soak::{SoakOptions, soak};
 use memory_bench::{plots, report};
 use memory_storage_turso::{TOKEN_ENV, TursoConfig, URL_ENV};
@@ -101,6 +102,22 @@ enum Command {
         /// Seconds per phase (default 10; 2 with --quick).
         #[arg(long)]
         secs: Option<f64>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Similarity search on a local file (100,000 episodes with 384-value embeddings):
+    /// insert cost with and without embeddings, file size per vector, top-10 latency and
+    /// recall@10 through the vector index and by an exact scan, with and without a domain
+    /// filter; then on a sqld on loopback with round trips per search. Exit status 1 if a
+    /// target fails. The sqld run needs SQLD_BIN or sqld.
+    Search {
+        /// The short version: 3,000 episodes of 64 values, no sqld, targets not enforced.
+        #[arg(long)]
+        quick: bool,
+        /// Episodes stored (default 100,000; 3,000 with --quick).
+        #[arg(long)]
+        items: Option<usize>,
         /// Also write the report as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -390,6 +407,7 @@ fn main() -> ExitCode {
         Command::Soak { .. } => "the soak failed",
         Command::Tails { .. } => "a tail measurement failed",
         Command::Feed { .. } => "a change-feed target failed",
+        Command::Search { .. } => "a similarity-search target failed",
         Command::FeedChild(_) => "a change-feed child process failed",
         _ => "a dashboard bar failed",
     };
@@ -430,6 +448,23 @@ fn main() -> ExitCode {
                 options.secs = secs;
             }
             let report = feed(&options).await?;
+            print!("{report}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(report.passes())
+        }),
+        Command::Search { quick, items, json } => runtime.block_on(async {
+            let mut options = if quick {
+                SearchOptions::quick()
+            } else {
+                SearchOptions::full()
+            };
+            if let Some(items) = items {
+                options.items = items;
+            }
+            let report = search(&options).await?;
             print!("{report}");
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&report)?)

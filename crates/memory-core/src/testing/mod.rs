@@ -35,6 +35,7 @@ pub mod samples;
 pub mod strategies;
 pub mod tour;
 pub mod typical;
+pub mod vectors;
 mod yielding;
 
 pub use yielding::Yielding;

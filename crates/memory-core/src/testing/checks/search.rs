@@ -11,37 +11,14 @@ use crate::search::{self, EpisodeSearch, PatternSearch, Scored};
 use crate::storage::StorageBackend;
 use crate::testing::checks::expect_kind;
 use crate::testing::samples;
+use crate::testing::vectors::{Seeded, Structured};
 use crate::{Embedding, Entity, Episode, EpisodeQuery, OutcomeKind, Pattern, PatternQuery};
 
 /// The dimension of the checks' vectors.
 const DIMENSION: usize = 16;
 
-/// A seeded SplitMix64: the checks' vectors, the same on every backend and run.
-struct Seeded(u64);
-
-impl Seeded {
-    fn seed_from_u64(seed: u64) -> Self {
-        Seeded(seed)
-    }
-
-    /// Uniform in `[-1, 1)`.
-    fn unit(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
-
 fn vector(rng: &mut Seeded) -> Embedding {
-    loop {
-        let values: Vec<f32> = (0..DIMENSION).map(|_| rng.unit()).collect();
-        if let Ok(e) = Embedding::new(values) {
-            return e;
-        }
-    }
+    rng.uniform(DIMENSION)
 }
 
 /// Sample episodes, every fifth without an embedding.
@@ -140,44 +117,11 @@ const RECALL_DIMENSION: usize = 32;
 /// The recall@10 every backend reaches (exact ones reach 1).
 pub const MIN_RECALL: f64 = 0.95;
 
-/// Vectors with the structure of real embeddings: a point in a 12-dimensional subspace of
-/// `RECALL_DIMENSION` (a seeded random basis) plus noise in every dimension, so that
-/// nearest neighbours are well defined (uniform noise in 32 dimensions has none).
-struct Structured {
-    basis: Vec<Vec<f32>>,
-    rng: Seeded,
-}
-
-impl Structured {
-    fn new(seed: u64) -> Self {
-        let mut rng = Seeded::seed_from_u64(seed);
-        let basis = (0..12)
-            .map(|_| (0..RECALL_DIMENSION).map(|_| rng.unit()).collect())
-            .collect();
-        Structured { basis, rng }
-    }
-
-    fn next(&mut self) -> Embedding {
-        loop {
-            let weights: Vec<f32> = (0..self.basis.len()).map(|_| self.rng.unit()).collect();
-            let values: Vec<f32> = (0..RECALL_DIMENSION)
-                .map(|j| {
-                    let signal: f32 = weights.iter().zip(&self.basis).map(|(w, b)| w * b[j]).sum();
-                    signal + 0.25 * self.rng.unit()
-                })
-                .collect();
-            if let Ok(e) = Embedding::new(values) {
-                return e;
-            }
-        }
-    }
-}
-
 /// recall@10 of 30 searches (unfiltered, by domain, by domain and outcome) on a seeded set
 /// of [`RECALL_ITEMS`] episodes is at least [`MIN_RECALL`] for each kind of search: the
 /// bar for backends that answer from an approximate index.
 pub async fn recall_at_10(b: &dyn StorageBackend) -> anyhow::Result<()> {
-    let mut vectors = Structured::new(51);
+    let mut vectors = Structured::new(51, RECALL_DIMENSION, 12);
     let all: Vec<Episode> = (0..RECALL_ITEMS)
         .map(|i| {
             let mut e = samples::episode(i);
