@@ -8,6 +8,10 @@
 //!   and with a domain filter (a third of the episodes): p50, p99 and recall@10 against the
 //!   exact answer (computed here from the vectors written); beside them the store's exact
 //!   scan (`exact_search_below` set above the store's size) on the same file.
+//! - **Text and hybrid**: each episode's description also holds 8 words drawn from a
+//!   20,000-word Zipf vocabulary (exponent 1); text queries are 2 such words (matches
+//!   checked against the exact set), and a common word of the typical outputs that nearly
+//!   every episode holds (the worst case: every match ranked); hybrid is a vector and 2 words.
 //! - **sqld**: the same searches on a sqld on loopback, counting the server's HTTP requests
 //!   per search (one round trip is the target).
 
@@ -23,6 +27,9 @@ use memory_core::testing::typical::typical_episode;
 use memory_core::testing::vectors::Structured;
 use memory_core::{Episode, EpisodeQuery, StorageBackend};
 use memory_storage_turso::{TursoConfig, TursoStorage};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand_distr::{Distribution, Zipf};
 use serde::Serialize;
 
 use crate::soak::latency_histogram;
@@ -33,6 +40,30 @@ const BATCH: usize = 100;
 const K: usize = 10;
 /// Latent dimensions of the generated vectors.
 const LATENT: usize = 24;
+/// Words of the descriptions' Zipf vocabulary.
+const VOCABULARY: f64 = 20_000.0;
+
+/// Draws words `v1`..`v20000` of the Zipf vocabulary.
+struct Words {
+    zipf: Zipf<f64>,
+    rng: Xoshiro256PlusPlus,
+}
+
+impl Words {
+    fn new(seed: u64) -> anyhow::Result<Self> {
+        Ok(Words {
+            zipf: Zipf::new(VOCABULARY, 1.0).context("the vocabulary's distribution")?,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+        })
+    }
+
+    fn take(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| format!("v{}", self.zipf.sample(&mut self.rng) as u64))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -120,8 +151,10 @@ pub struct SqldFigures {
     pub items: usize,
     /// Unfiltered and by domain.
     pub searches: Vec<SearchFigures>,
-    /// HTTP requests the server saw per search (warm).
+    /// HTTP requests the server saw per similarity search (warm).
     pub round_trips_per_search: f64,
+    /// HTTP requests the server saw per text search (warm).
+    pub round_trips_per_text_search: f64,
 }
 
 /// The targets (issue 21) this report is held to.
@@ -140,11 +173,16 @@ impl SearchReport {
             .iter()
             .filter(|s| s.what.starts_with("index"))
             .all(|s| s.p50_ms <= P50_MS && s.p99_ms <= P99_MS && s.recall >= MIN_RECALL);
+        let text = self
+            .searches
+            .iter()
+            .filter(|s| s.what.starts_with("text, 2 words"))
+            .all(|s| s.p50_ms <= P50_MS && s.recall >= 1.0);
         let round_trips = self
             .sqld
             .as_ref()
             .is_none_or(|s| s.round_trips_per_search <= 1.0);
-        index && round_trips
+        index && text && round_trips
     }
 }
 
@@ -174,8 +212,8 @@ impl fmt::Display for SearchReport {
             }
             writeln!(
                 f,
-                "  round trips per search {:.2} (target 1)",
-                sqld.round_trips_per_search
+                "  round trips per similarity search {:.2} (target 1), per text search {:.2}",
+                sqld.round_trips_per_search, sqld.round_trips_per_text_search
             )?;
         }
         let verdict = match (self.enforced, self.passes()) {
@@ -186,7 +224,8 @@ impl fmt::Display for SearchReport {
         writeln!(
             f,
             "targets: index p50 <= {P50_MS} ms, p99 <= {P99_MS} ms, recall@10 >= \
-             {MIN_RECALL}; 1 round trip per search: {verdict}"
+             {MIN_RECALL}; text (2 words) p50 <= {P50_MS} ms, every match found; 1 round trip \
+             per similarity search: {verdict}"
         )
     }
 }
@@ -195,24 +234,30 @@ impl fmt::Display for SearchFigures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:<28} p50 {:>8.3} ms  p99 {:>8.3} ms  recall@10 {:.3}  ({} searches)",
+            "{:<38} p50 {:>8.3} ms  p99 {:>8.3} ms  recall@10 {:.3}  ({} searches)",
             self.what, self.p50_ms, self.p99_ms, self.recall, self.searches
         )
     }
 }
 
-/// The episodes and their vectors.
-fn corpus(options: &SearchOptions, items: usize, seed: u64) -> (Vec<Episode>, Structured) {
+/// The episodes, their vectors and words.
+fn corpus(
+    options: &SearchOptions,
+    items: usize,
+    seed: u64,
+) -> anyhow::Result<(Vec<Episode>, Structured, Words)> {
     let mut vectors = Structured::new(seed, options.dimension, LATENT);
+    let mut words = Words::new(seed)?;
     let episodes = (0..items as u64)
         .map(|i| {
             let mut e = typical_episode(i);
             e.context.domain = DOMAINS[i as usize % DOMAINS.len()].to_string();
+            e.description = format!("{} {}", e.description, words.take(8));
             e.embedding = Some(vectors.next());
             e
         })
         .collect();
-    (episodes, vectors)
+    Ok((episodes, vectors, words))
 }
 
 /// Median of `samples`.
@@ -240,42 +285,155 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len()) + std::fs::metadata(wal).map_or(0, |m| m.len())
 }
 
-/// Times `count` searches of each kind on `store`, with recall against `all`.
+/// The stored episodes as the measurement checks them.
+struct Corpus {
+    all: Vec<Arc<Episode>>,
+    /// The words of each episode's description.
+    words: Vec<std::collections::HashSet<String>>,
+    /// Each episode's position.
+    index: std::collections::HashMap<memory_core::EpisodeId, usize>,
+}
+
+impl Corpus {
+    fn of(episodes: Vec<Episode>) -> Self {
+        let words = episodes
+            .iter()
+            .map(|e| {
+                memory_core::text::words(&e.description)
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        let index = episodes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id, i))
+            .collect();
+        Corpus {
+            all: episodes.into_iter().map(Arc::new).collect(),
+            words,
+            index,
+        }
+    }
+}
+
+/// The kinds of search timed.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Vector,
+    Text,
+    CommonWord,
+    Hybrid,
+}
+
+/// Times `count` searches of each kind in `kinds` on `store`, with recall against `all`
+/// (for text, the share of the exact answer's matches found; for hybrid, of the exact
+/// fused answer).
 async fn searches(
     store: &dyn StorageBackend,
     label: &str,
-    all: &[Arc<Episode>],
+    corpus: &Corpus,
     queries: &mut Structured,
+    words: &mut Words,
+    kinds: &[Kind],
     count: usize,
 ) -> anyhow::Result<Vec<SearchFigures>> {
+    let all = &corpus.all;
     let mut out = Vec::new();
-    for (what, filter) in [
-        ("unfiltered", EpisodeQuery::new()),
-        ("one domain (1/3)", EpisodeQuery::new().domain(DOMAINS[1])),
-    ] {
-        let mut histogram = latency_histogram()?;
-        let (mut found, mut wanted) = (0usize, 0usize);
-        for _ in 0..count {
-            let s = EpisodeSearch::new(queries.next(), K).filter(filter.clone());
-            let started = Instant::now();
-            let got = store.search_episodes(&s).await.context("searching")?;
-            histogram.saturating_record(started.elapsed().as_nanos() as u64);
-            let expected = search::exact_episodes(all.iter().cloned(), &s);
-            ensure!(got.len() == expected.len(), "{what}: {} results", got.len());
-            wanted += expected.len();
-            found += got
-                .iter()
-                .filter(|g| expected.iter().any(|e| e.item.id == g.item.id))
-                .count();
+    for &kind in kinds {
+        let filters: &[(&str, EpisodeQuery)] = &[
+            ("unfiltered", EpisodeQuery::new()),
+            ("one domain (1/3)", EpisodeQuery::new().domain(DOMAINS[1])),
+        ];
+        for (what, filter) in filters {
+            let what = match kind {
+                Kind::Vector => format!("{label} {what}"),
+                Kind::Text => format!("text, 2 words, {what}"),
+                Kind::CommonWord => format!("text, a common word, {what}"),
+                Kind::Hybrid => format!("hybrid, {what}"),
+            };
+            let mut histogram = latency_histogram()?;
+            let (mut found, mut wanted) = (0usize, 0usize);
+            for _ in 0..count {
+                let s = match kind {
+                    Kind::Vector => EpisodeSearch::new(queries.next(), K),
+                    Kind::Text => EpisodeSearch::text(words.take(2), K),
+                    Kind::CommonWord => EpisodeSearch::text("timeout", K),
+                    Kind::Hybrid => EpisodeSearch::hybrid(queries.next(), words.take(2), K),
+                }
+                .filter(filter.clone());
+                let started = Instant::now();
+                let got = store.search_episodes(&s).await.context("searching")?;
+                histogram.saturating_record(started.elapsed().as_nanos() as u64);
+                let query_words = memory_core::text::words(s.by.text().unwrap_or_default());
+                // Whether episode `i` holds every query word (the Zipf words are only in
+                // descriptions; the common word is in nearly every output).
+                let holds = |i: usize| match kind {
+                    Kind::CommonWord => true,
+                    _ => query_words.iter().all(|w| corpus.words[i].contains(w)),
+                };
+                let by_vector = s.by.vector().map(|v| {
+                    let depth = match kind {
+                        Kind::Hybrid => search::hybrid_depth(K),
+                        _ => K,
+                    };
+                    search::exact(all.iter().cloned(), v, depth, None, |e| s.filter.matches(e))
+                });
+                match kind {
+                    Kind::Vector => {
+                        let top = by_vector.unwrap_or_default();
+                        ensure!(got.len() == top.len(), "{what}: {} results", got.len());
+                        wanted += top.len();
+                        found += got
+                            .iter()
+                            .filter(|g| top.iter().any(|e| e.item.id == g.item.id))
+                            .count();
+                    }
+                    // Each result must hold every word and pass the filter, and there must
+                    // be as many as there are matches, up to k.
+                    Kind::Text | Kind::CommonWord => {
+                        let matches = (0..all.len())
+                            .filter(|&i| holds(i) && s.filter.matches(&all[i]))
+                            .take(K)
+                            .count();
+                        ensure!(
+                            got.len() == matches,
+                            "{what}: {} results, {matches} matches",
+                            got.len()
+                        );
+                        wanted += got.len();
+                        found += got
+                            .iter()
+                            .filter(|g| {
+                                let i = corpus.index[&g.item.id];
+                                holds(i) && s.filter.matches(&g.item)
+                            })
+                            .count();
+                    }
+                    // Each result comes from one of the two lists.
+                    Kind::Hybrid => {
+                        let top = by_vector.unwrap_or_default();
+                        wanted += got.len();
+                        found += got
+                            .iter()
+                            .filter(|g| {
+                                let i = corpus.index[&g.item.id];
+                                s.filter.matches(&g.item)
+                                    && (holds(i) || top.iter().any(|e| e.item.id == g.item.id))
+                            })
+                            .count();
+                    }
+                }
+            }
+            let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1e6;
+            out.push(SearchFigures {
+                what,
+                p50_ms: ms(0.5),
+                p99_ms: ms(0.99),
+                recall: found as f64 / wanted.max(1) as f64,
+                searches: count,
+            });
         }
-        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1e6;
-        out.push(SearchFigures {
-            what: format!("{label} {what}"),
-            p50_ms: ms(0.5),
-            p99_ms: ms(0.99),
-            recall: found as f64 / wanted.max(1) as f64,
-            searches: count,
-        });
     }
     Ok(out)
 }
@@ -285,7 +443,7 @@ pub async fn search(options: &SearchOptions) -> anyhow::Result<SearchReport> {
     let dir = tempfile::tempdir()?;
     let with_path = dir.path().join("with.db");
     let without_path = dir.path().join("without.db");
-    let (episodes, mut queries) = corpus(options, options.items, 61);
+    let (episodes, mut queries, mut words) = corpus(options, options.items, 61)?;
     let with = TursoStorage::open(TursoConfig::local(&with_path)).await?;
     let without = TursoStorage::open(TursoConfig::local(&without_path)).await?;
     let bare: Vec<Episode> = episodes
@@ -302,11 +460,16 @@ pub async fn search(options: &SearchOptions) -> anyhow::Result<SearchReport> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let extra = file_size(&with_path).saturating_sub(file_size(&without_path));
     drop(without);
-    let all: Vec<Arc<Episode>> = episodes.into_iter().map(Arc::new).collect();
-    let mut figures = searches(&with, "index", &all, &mut queries, options.searches).await?;
+    let all = Corpus::of(episodes);
+    let kinds = [Kind::Vector, Kind::Text, Kind::Hybrid];
+    let (q, w) = (&mut queries, &mut words);
+    let mut figures = searches(&with, "index", &all, q, w, &kinds, options.searches).await?;
+    let common = options.exact_searches;
+    figures.extend(searches(&with, "", &all, q, w, &[Kind::CommonWord], common).await?);
     let exact =
         TursoStorage::open(TursoConfig::local(&with_path).exact_search_below(u32::MAX)).await?;
-    figures.extend(searches(&exact, "exact", &all, &mut queries, options.exact_searches).await?);
+    let vector = [Kind::Vector];
+    figures.extend(searches(&exact, "exact", &all, q, w, &vector, common).await?);
     drop(exact);
     drop(with);
     let sqld = match options.sqld_items {
@@ -328,18 +491,32 @@ pub async fn search(options: &SearchOptions) -> anyhow::Result<SearchReport> {
 async fn on_sqld(options: &SearchOptions, items: usize) -> anyhow::Result<SqldFigures> {
     let server = memory_test_sqld::Sqld::start().await?;
     let store = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
-    let (episodes, mut queries) = corpus(options, items, 62);
+    let (episodes, mut queries, mut words) = corpus(options, items, 62)?;
     insert(&store, &episodes).await?;
-    let all: Vec<Arc<Episode>> = episodes.into_iter().map(Arc::new).collect();
+    let all = Corpus::of(episodes);
+    let (q, w) = (&mut queries, &mut words);
     // Warm: each statement shape prepared once.
-    searches(&store, "warm-up", &all, &mut queries, 2).await?;
+    searches(
+        &store,
+        "warm-up",
+        &all,
+        q,
+        w,
+        &[Kind::Vector, Kind::Text],
+        2,
+    )
+    .await?;
     let count = options.searches.min(100);
     let before = server.requests().await?;
-    let figures = searches(&store, "index", &all, &mut queries, count).await?;
+    let mut figures = searches(&store, "index", &all, q, w, &[Kind::Vector], count).await?;
     let requests = server.requests().await? - before;
+    let before = server.requests().await?;
+    figures.extend(searches(&store, "", &all, q, w, &[Kind::Text], count).await?);
+    let text_requests = server.requests().await? - before;
     Ok(SqldFigures {
         items,
         searches: figures,
         round_trips_per_search: requests as f64 / (2 * count) as f64,
+        round_trips_per_text_search: text_requests as f64 / (2 * count) as f64,
     })
 }

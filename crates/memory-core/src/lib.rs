@@ -51,6 +51,7 @@ mod query;
 pub mod search;
 pub mod stats;
 mod storage;
+pub mod text;
 mod time;
 mod validate;
 

@@ -298,7 +298,7 @@ impl StorageBackend for InMemoryStorage {
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
         let tables = self.tables.read();
-        crate::search::check_dimension("vector", search.vector.dimension(), tables.dimension)?;
+        crate::search::check_query_dimension(&search.by, tables.dimension)?;
         Ok(crate::search::exact_episodes(
             tables.episodes.values().cloned(),
             search,
@@ -307,7 +307,7 @@ impl StorageBackend for InMemoryStorage {
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
         let tables = self.tables.read();
-        crate::search::check_dimension("vector", search.vector.dimension(), tables.dimension)?;
+        crate::search::check_query_dimension(&search.by, tables.dimension)?;
         Ok(crate::search::exact_patterns(
             tables.patterns.values().cloned(),
             search,

@@ -1,17 +1,38 @@
-//! Similarity search: the items whose [`Embedding`] is closest (by cosine similarity) to a
-//! query vector, among those that pass the usual filters.
+//! Search: the items closest to a query vector (cosine similarity), the items holding the
+//! words of a text query ([`crate::text`]), or both fused, among those that pass the usual
+//! filters (`docs/SEARCH.md`).
 //!
-//! [`exact`] is the brute-force reference every backend is checked against (and what the
+//! [`exact_by`] is the brute-force reference every backend is checked against (and what the
 //! in-memory store answers with): every candidate scored, best first, ties broken by id.
 //!
 //! ```
 //! use memory_core::search::EpisodeSearch;
-//! use memory_core::{Embedding, EpisodeQuery};
+//! use memory_core::{Embedding, Episode, EpisodeQuery, InMemoryStorage, StorageBackend};
+//! use memory_core::{TaskContext, TaskType};
 //!
-//! let search = EpisodeSearch::new(Embedding::new(vec![0.1, 0.9]).unwrap(), 5)
-//!     .min_score(0.5)
-//!     .filter(EpisodeQuery::new().domain("web"));
-//! assert!(search.validate().is_ok());
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = InMemoryStorage::new();
+//! let mut episode = Episode::new(
+//!     TaskType::Debugging,
+//!     "linker error in the release build",
+//!     TaskContext::new("cli"),
+//! );
+//! episode.embedding = Some(Embedding::new(vec![0.9, 0.1, 0.0])?);
+//! store.store_episode(&episode).await?;
+//!
+//! let query = Embedding::new(vec![1.0, 0.0, 0.0])?;
+//! let similar = store.search_episodes(&EpisodeSearch::new(query.clone(), 5)).await?;
+//! let by_text = store.search_episodes(&EpisodeSearch::text("Linker ERROR", 5)).await?;
+//! let both = store
+//!     .search_episodes(
+//!         &EpisodeSearch::hybrid(query, "release", 5).filter(EpisodeQuery::new().domain("cli")),
+//!     )
+//!     .await?;
+//! assert_eq!(similar[0].item.id, episode.id);
+//! assert_eq!(by_text[0].item.id, episode.id);
+//! assert_eq!(both[0].item.id, episode.id);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 
 use std::sync::Arc;
@@ -25,6 +46,7 @@ use crate::limits::MAX_QUERY_LIMIT;
 use crate::pattern::Pattern;
 use crate::query::{EpisodeQuery, PatternQuery};
 use crate::storage::StorageBackend;
+use crate::text::Searchable;
 
 /// The most results one search returns.
 pub const MAX_SEARCH_K: usize = 1_000;
@@ -66,6 +88,14 @@ pub fn check_dimension(field: &str, given: usize, stored: Option<usize>) -> Resu
     }
 }
 
+/// [`check_dimension`] for a search's query vector, if it has one.
+pub fn check_query_dimension(by: &SearchBy, stored: Option<usize>) -> Result<()> {
+    match by.vector() {
+        Some(v) => check_dimension("vector", v.dimension(), stored),
+        None => Ok(()),
+    }
+}
+
 fn dimension_error(field: &str, given: usize, expected: usize) -> ValidationError {
     ValidationError::new(
         field,
@@ -75,47 +105,121 @@ fn dimension_error(field: &str, given: usize, expected: usize) -> ValidationErro
     )
 }
 
-/// A similarity search over episodes: the `k` most similar to `vector` among the episodes
-/// `filter` matches (its `limit` is not used; a cursor is refused) with a score of at least
-/// `min_score`.
+/// What a search looks for.
 #[derive(Clone, Debug, PartialEq)]
-pub struct EpisodeSearch {
-    /// The query vector (of the store's dimension).
-    pub vector: Embedding,
-    /// How many results at most, 1 to [`MAX_SEARCH_K`].
-    pub k: usize,
-    /// The lowest cosine similarity returned.
-    pub min_score: Option<f64>,
-    /// Which episodes are candidates.
-    pub filter: EpisodeQuery,
+pub enum SearchBy {
+    /// Items whose embeddings are most similar to this vector; scores are cosine
+    /// similarities.
+    Vector(Embedding),
+    /// Items holding every word of this text ([`crate::text`]); scores are BM25 relevance.
+    Text(String),
+    /// Both lists fused by reciprocal rank fusion: an item's score is the sum over the two
+    /// lists of `1 / (60 + rank)` (rank 1 the best), each list [`hybrid_depth`] long.
+    Hybrid {
+        /// The query vector.
+        vector: Embedding,
+        /// The text query.
+        text: String,
+    },
 }
 
-impl EpisodeSearch {
-    /// The `k` nearest episodes to `vector`, any episode a candidate.
-    pub fn new(vector: Embedding, k: usize) -> Self {
-        EpisodeSearch {
-            vector,
-            k,
-            min_score: None,
-            filter: EpisodeQuery::new(),
+impl SearchBy {
+    /// The query vector, if the search has one.
+    pub fn vector(&self) -> Option<&Embedding> {
+        match self {
+            SearchBy::Vector(v) | SearchBy::Hybrid { vector: v, .. } => Some(v),
+            SearchBy::Text(_) => None,
         }
     }
 
+    /// The text query, if the search has one.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            SearchBy::Text(t) | SearchBy::Hybrid { text: t, .. } => Some(t),
+            SearchBy::Vector(_) => None,
+        }
+    }
+}
+
+/// The reciprocal-rank-fusion constant (the usual 60).
+pub const RRF_K: f64 = 60.0;
+
+/// How long each list of a hybrid search is before fusion: `4k`, at least 40, at most
+/// [`MAX_SEARCH_K`].
+pub fn hybrid_depth(k: usize) -> usize {
+    (4 * k).clamp(40, MAX_SEARCH_K)
+}
+
+/// A search: the `k` best among the items `filter` matches (its `limit` is not used), by
+/// vector, text or both ([`SearchBy`]). `min_score` bounds the cosine similarity (vector and
+/// hybrid searches only). Used as [`EpisodeSearch`] and [`PatternSearch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Search<F> {
+    /// What to look for.
+    pub by: SearchBy,
+    /// How many results at most, 1 to [`MAX_SEARCH_K`].
+    pub k: usize,
+    /// The lowest cosine similarity returned (in a hybrid search, of the vector list).
+    pub min_score: Option<f64>,
+    /// Which items are candidates.
+    pub filter: F,
+}
+
+/// A search over episodes (a cursor in the filter is refused: a search is not paged).
+pub type EpisodeSearch = Search<EpisodeQuery>;
+/// A search over patterns.
+pub type PatternSearch = Search<PatternQuery>;
+
+impl<F: Default> Search<F> {
+    /// The `k` nearest items to `vector`, any item a candidate.
+    pub fn new(vector: Embedding, k: usize) -> Self {
+        Self::by(SearchBy::Vector(vector), k)
+    }
+
+    /// The `k` items that best match the words of `text`.
+    pub fn text(text: impl Into<String>, k: usize) -> Self {
+        Self::by(SearchBy::Text(text.into()), k)
+    }
+
+    /// Vector and text, fused.
+    pub fn hybrid(vector: Embedding, text: impl Into<String>, k: usize) -> Self {
+        Self::by(
+            SearchBy::Hybrid {
+                vector,
+                text: text.into(),
+            },
+            k,
+        )
+    }
+
+    fn by(by: SearchBy, k: usize) -> Self {
+        Search {
+            by,
+            k,
+            min_score: None,
+            filter: F::default(),
+        }
+    }
+}
+
+impl<F> Search<F> {
     /// Only results scoring at least `score`.
     pub fn min_score(mut self, score: f64) -> Self {
         self.min_score = Some(score);
         self
     }
 
-    /// Only episodes `filter` matches.
-    pub fn filter(mut self, filter: EpisodeQuery) -> Self {
+    /// Only items `filter` matches.
+    pub fn filter(mut self, filter: F) -> Self {
         self.filter = filter;
         self
     }
+}
 
-    /// Checks `k`, `min_score`, the vector and the filter.
+impl EpisodeSearch {
+    /// Checks `k`, `min_score`, the vector, the text and the filter.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        common(&self.vector, self.k, self.min_score)?;
+        common(&self.by, self.k, self.min_score)?;
         if self.filter.cursor.is_some() {
             return Err(ValidationError::new(
                 "filter.cursor",
@@ -126,52 +230,27 @@ impl EpisodeSearch {
     }
 }
 
-/// A similarity search over patterns (see [`EpisodeSearch`]; the filter's `limit` is not
-/// used).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PatternSearch {
-    /// The query vector (of the store's dimension).
-    pub vector: Embedding,
-    /// How many results at most, 1 to [`MAX_SEARCH_K`].
-    pub k: usize,
-    /// The lowest cosine similarity returned.
-    pub min_score: Option<f64>,
-    /// Which patterns are candidates.
-    pub filter: PatternQuery,
-}
-
 impl PatternSearch {
-    /// The `k` nearest patterns to `vector`, any pattern a candidate.
-    pub fn new(vector: Embedding, k: usize) -> Self {
-        PatternSearch {
-            vector,
-            k,
-            min_score: None,
-            filter: PatternQuery::new(),
-        }
-    }
-
-    /// Only results scoring at least `score`.
-    pub fn min_score(mut self, score: f64) -> Self {
-        self.min_score = Some(score);
-        self
-    }
-
-    /// Only patterns `filter` matches.
-    pub fn filter(mut self, filter: PatternQuery) -> Self {
-        self.filter = filter;
-        self
-    }
-
-    /// Checks `k`, `min_score`, the vector and the filter.
+    /// Checks `k`, `min_score`, the vector, the text and the filter.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        common(&self.vector, self.k, self.min_score)?;
+        common(&self.by, self.k, self.min_score)?;
         self.filter.validate().map_err(|e| e.at("filter"))
     }
 }
 
-fn common(vector: &Embedding, k: usize, min_score: Option<f64>) -> Result<(), ValidationError> {
-    vector.validate("vector")?;
+fn common(by: &SearchBy, k: usize, min_score: Option<f64>) -> Result<(), ValidationError> {
+    if let Some(vector) = by.vector() {
+        vector.validate("vector")?;
+    }
+    if let Some(text) = by.text() {
+        crate::text::query_words(text)?;
+    }
+    if min_score.is_some() && by.vector().is_none() {
+        return Err(ValidationError::new(
+            "min_score",
+            Problem::Invalid("bounds a cosine similarity: only for searches by vector".into()),
+        ));
+    }
     if !(1..=MAX_SEARCH_K).contains(&k) {
         return Err(ValidationError::new(
             "k",
@@ -222,24 +301,33 @@ pub fn exact<T: Entity>(
         })
         .filter(|s| min_score.is_none_or(|min| s.score >= min))
         .collect();
+    rank(&mut scored, k);
+    scored
+}
+
+/// Sorts `scored` best first (ties: the smaller id first) and keeps the first `k`.
+pub(crate) fn rank<T: Entity>(scored: &mut Vec<Scored<T>>, k: usize) {
     scored.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.item.id().cmp(&b.item.id()))
     });
     scored.truncate(k);
-    scored
 }
 
-/// An exact episode search by a scan: every episode the filter matches, read through
-/// `store.query_episodes` page by page, then [`exact_episodes`] (for stores without a vector
-/// index).
+/// An exact episode search by a scan: every episode the filter matches (and, for text,
+/// every episode: BM25's statistics are the store's), read through `store.query_episodes`
+/// page by page, then [`exact_episodes`] (for stores without a vector or text index).
 pub async fn scan_episodes<S: StorageBackend + ?Sized>(
     store: &S,
     search: &EpisodeSearch,
 ) -> Result<Vec<Scored<Episode>>> {
     search.validate()?;
-    let mut query = search.filter.clone().limit(MAX_QUERY_LIMIT);
+    let mut query = match search.by.text() {
+        Some(_) => EpisodeQuery::new(),
+        None => search.filter.clone(),
+    }
+    .limit(MAX_QUERY_LIMIT);
     let mut candidates = Vec::new();
     loop {
         let page = store.query_episodes(&query).await?;
@@ -252,28 +340,99 @@ pub async fn scan_episodes<S: StorageBackend + ?Sized>(
     Ok(exact_episodes(candidates, search))
 }
 
-/// [`exact`] for an episode search.
+/// The exact answer to `by`: [`exact`] by vector, [`crate::text::exact`] by text, both fused
+/// by [`fuse`] for a hybrid search. `corpus` holds every candidate (for text, every stored
+/// item: the BM25 statistics are the store's).
+pub fn exact_by<T: Entity + Searchable>(
+    corpus: Vec<Arc<T>>,
+    by: &SearchBy,
+    k: usize,
+    min_score: Option<f64>,
+    matches: impl Fn(&T) -> bool,
+) -> Vec<Scored<T>> {
+    match by {
+        SearchBy::Vector(v) => exact(corpus, v, k, min_score, matches),
+        SearchBy::Text(t) => crate::text::exact(corpus, t, k, matches),
+        SearchBy::Hybrid { vector, text } => {
+            let depth = hybrid_depth(k);
+            let by_vector = exact(corpus.iter().cloned(), vector, depth, min_score, &matches);
+            let by_text = crate::text::exact(corpus, text, depth, &matches);
+            fuse(&by_vector, &by_text, k)
+        }
+    }
+}
+
+/// Reciprocal rank fusion of two ranked lists: each item scores the sum over the lists
+/// holding it of `1 / (RRF_K + rank)` (rank 1 the best); best first, ties by id, the first
+/// `k`.
+pub fn fuse<T: Entity>(a: &[Scored<T>], b: &[Scored<T>], k: usize) -> Vec<Scored<T>> {
+    let mut fused: Vec<Scored<T>> = Vec::with_capacity(a.len() + b.len());
+    for list in [a, b] {
+        for (rank, s) in list.iter().enumerate() {
+            let add = 1.0 / (RRF_K + rank as f64 + 1.0);
+            match fused.iter_mut().find(|f| f.item.id() == s.item.id()) {
+                Some(f) => f.score += add,
+                None => fused.push(Scored {
+                    item: s.item.clone(),
+                    score: add,
+                }),
+            }
+        }
+    }
+    rank(&mut fused, k);
+    fused
+}
+
+/// Answers a search by `by` with a backend's own vector and text searches: `vector(v, n)`
+/// and `text(t, n)` each return their best `n` (the vector one applying the minimum
+/// score); a hybrid search runs both [`hybrid_depth`] deep and [`fuse`]s them.
+pub async fn dispatch<T, FV, V, FX, X>(
+    by: &SearchBy,
+    k: usize,
+    vector: FV,
+    text: FX,
+) -> Result<Vec<Scored<T>>>
+where
+    T: Entity,
+    FV: FnOnce(Embedding, usize) -> V,
+    V: std::future::Future<Output = Result<Vec<Scored<T>>>>,
+    FX: FnOnce(String, usize) -> X,
+    X: std::future::Future<Output = Result<Vec<Scored<T>>>>,
+{
+    match by {
+        SearchBy::Vector(v) => vector(v.clone(), k).await,
+        SearchBy::Text(t) => text(t.clone(), k).await,
+        SearchBy::Hybrid { vector: v, text: t } => {
+            let depth = hybrid_depth(k);
+            let by_vector = vector(v.clone(), depth).await?;
+            let by_text = text(t.clone(), depth).await?;
+            Ok(fuse(&by_vector, &by_text, k))
+        }
+    }
+}
+
+/// [`exact_by`] for an episode search.
 pub fn exact_episodes(
     candidates: impl IntoIterator<Item = Arc<Episode>>,
     search: &EpisodeSearch,
 ) -> Vec<Scored<Episode>> {
-    exact(
-        candidates,
-        &search.vector,
+    exact_by(
+        candidates.into_iter().collect(),
+        &search.by,
         search.k,
         search.min_score,
         |e| search.filter.matches(e),
     )
 }
 
-/// [`exact`] for a pattern search.
+/// [`exact_by`] for a pattern search.
 pub fn exact_patterns(
     candidates: impl IntoIterator<Item = Arc<Pattern>>,
     search: &PatternSearch,
 ) -> Vec<Scored<Pattern>> {
-    exact(
-        candidates,
-        &search.vector,
+    exact_by(
+        candidates.into_iter().collect(),
+        &search.by,
         search.k,
         search.min_score,
         |p| search.filter.matches(p),

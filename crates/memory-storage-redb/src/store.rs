@@ -316,7 +316,7 @@ impl RedbStorage {
     }
 
     /// `InvalidInput` unless a query vector of `dimension` fits the file's embeddings.
-    fn check_search_dimension(&self, dimension: usize) -> Result<()> {
+    fn check_search_dimension(&self, by: &memory_core::search::SearchBy) -> Result<()> {
         let stored = contained(&self.path, "reading the embedding dimension", || {
             let txn = self.read()?;
             match txn.open_table(tables::META) {
@@ -328,7 +328,7 @@ impl RedbStorage {
                 Err(e) => Err(db("opening the format table", e)),
             }
         })?;
-        memory_core::search::check_dimension("vector", dimension, stored)
+        memory_core::search::check_query_dimension(by, stored)
     }
 
     /// The first `limit` patterns `query` matches (its own limit not used), in query order.
@@ -609,17 +609,24 @@ impl StorageBackend for RedbStorage {
         self.count::<Pattern>()
     }
 
-    /// Exact: every episode the filter matches, scored (no vector index in redb).
+    /// Exact: every episode the filter matches scored (by text: every episode read, for
+    /// BM25's statistics); redb has no vector or text index.
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
-        self.check_search_dimension(search.vector.dimension())?;
+        search.validate()?;
+        self.check_search_dimension(&search.by)?;
         memory_core::search::scan_episodes(self, search).await
     }
     /// Exact, as for episodes.
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
-        self.check_search_dimension(search.vector.dimension())?;
+        self.check_search_dimension(&search.by)?;
+        let every = PatternQuery::new();
+        let filter = match search.by.text() {
+            Some(_) => &every,
+            None => &search.filter,
+        };
         let candidates = contained(&self.path, "searching patterns", || {
-            self.patterns_matching(&search.filter, usize::MAX)
+            self.patterns_matching(filter, usize::MAX)
         })?;
         Ok(memory_core::search::exact_patterns(candidates, search))
     }

@@ -39,6 +39,7 @@ mod schema;
 mod statements;
 mod store;
 mod table;
+mod text_index;
 mod vectors;
 mod writer;
 

@@ -8,9 +8,11 @@ use libsql::{Connection, TransactionBehavior};
 use memory_core::{ErrorKind, StorageError, Timestamp};
 
 use crate::error::db;
+use crate::payload::decode;
+use crate::table::Table;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -113,6 +115,71 @@ const MIGRATIONS: &[&str] = &[
     // database that recorded one under schema 5 gets them here, filled from the payloads
     // (`vectors::backfill`, in this migration's transaction).
     "SELECT 1;",
+    // 7: full-text indexes (crate::text_index): per kind, a key table (an INTEGER PRIMARY
+    // KEY, so that `VACUUM` keeps the keys FTS5 rows carry) and a contentless FTS5 table of
+    // the items' words. Searchable items are written through a view whose trigger upserts
+    // the row and indexes its words, so that a write sends the statements it sent before;
+    // triggers remove both with the item. Existing items are indexed from their payloads
+    // in this migration's transaction (`text_index::backfill`).
+    "CREATE TABLE episode_text_keys (
+        key INTEGER PRIMARY KEY,
+        item_id BLOB NOT NULL UNIQUE
+    );
+    CREATE VIRTUAL TABLE episode_text USING fts5(
+        body, content = '', contentless_delete = 1, tokenize = 'ascii'
+    );
+    CREATE VIEW episodes_in AS
+        SELECT id, start_time, domain, task_type, outcome, encoding, payload, NULL AS body
+        FROM episodes WHERE 0;
+    CREATE TRIGGER episodes_in_write INSTEAD OF INSERT ON episodes_in
+    BEGIN
+        INSERT INTO episodes (id, start_time, domain, task_type, outcome, encoding, payload)
+            VALUES (NEW.id, NEW.start_time, NEW.domain, NEW.task_type, NEW.outcome,
+                    NEW.encoding, NEW.payload)
+            ON CONFLICT (id) DO UPDATE SET start_time = excluded.start_time,
+                domain = excluded.domain, task_type = excluded.task_type,
+                outcome = excluded.outcome, encoding = excluded.encoding,
+                payload = excluded.payload;
+        INSERT INTO episode_text_keys (item_id) VALUES (NEW.id)
+            ON CONFLICT (item_id) DO NOTHING;
+        INSERT OR REPLACE INTO episode_text (rowid, body)
+            SELECT key, NEW.body FROM episode_text_keys WHERE item_id = NEW.id;
+    END;
+    CREATE TRIGGER episode_text_follow AFTER DELETE ON episodes
+    BEGIN
+        DELETE FROM episode_text
+            WHERE rowid = (SELECT key FROM episode_text_keys WHERE item_id = OLD.id);
+        DELETE FROM episode_text_keys WHERE item_id = OLD.id;
+    END;
+    CREATE TABLE pattern_text_keys (
+        key INTEGER PRIMARY KEY,
+        item_id BLOB NOT NULL UNIQUE
+    );
+    CREATE VIRTUAL TABLE pattern_text USING fts5(
+        body, content = '', contentless_delete = 1, tokenize = 'ascii'
+    );
+    CREATE VIEW patterns_in AS
+        SELECT id, kind, domain, success_rate, encoding, payload, NULL AS body
+        FROM patterns WHERE 0;
+    CREATE TRIGGER patterns_in_write INSTEAD OF INSERT ON patterns_in
+    BEGIN
+        INSERT INTO patterns (id, kind, domain, success_rate, encoding, payload)
+            VALUES (NEW.id, NEW.kind, NEW.domain, NEW.success_rate, NEW.encoding,
+                    NEW.payload)
+            ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, domain = excluded.domain,
+                success_rate = excluded.success_rate, encoding = excluded.encoding,
+                payload = excluded.payload;
+        INSERT INTO pattern_text_keys (item_id) VALUES (NEW.id)
+            ON CONFLICT (item_id) DO NOTHING;
+        INSERT OR REPLACE INTO pattern_text (rowid, body)
+            SELECT key, NEW.body FROM pattern_text_keys WHERE item_id = NEW.id;
+    END;
+    CREATE TRIGGER pattern_text_follow AFTER DELETE ON patterns
+    BEGIN
+        DELETE FROM pattern_text
+            WHERE rowid = (SELECT key FROM pattern_text_keys WHERE item_id = OLD.id);
+        DELETE FROM pattern_text_keys WHERE item_id = OLD.id;
+    END;",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -159,6 +226,9 @@ pub async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageEr
             .map_err(|e| db(&context("schema change"), e))?;
         if number == 6 {
             crate::vectors::backfill(&tx).await?;
+        }
+        if number == 7 {
+            crate::text_index::backfill(&tx).await?;
         }
         tx.execute(
             "INSERT INTO schema_version (version, applied_at_micros) VALUES (?1, ?2)",
@@ -215,4 +285,40 @@ pub(crate) async fn version(conn: &Connection) -> Result<i64, StorageError> {
         .ok_or_else(|| StorageError::corrupt("the schema version query returned no row"))?;
     row.get::<i64>(0)
         .map_err(|e| db("reading the schema version", e))
+}
+
+/// Rows read per step of a backfill.
+const BACKFILL_ROWS: i64 = 512;
+
+/// Every stored item of `E` with its id bytes, a page of [`BACKFILL_ROWS`] at a time after
+/// rowid `after`: the page and the rowid to continue after (`None`: that was the last).
+/// A migration's backfill reads the payloads through it.
+pub(crate) async fn stored_page<E: Table>(
+    conn: &Connection,
+    after: i64,
+) -> Result<(Vec<(Vec<u8>, E)>, Option<i64>), StorageError> {
+    let select = format!(
+        "SELECT rowid, id, encoding, payload FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        E::TABLE
+    );
+    let mut page = Vec::new();
+    let mut last = after;
+    let mut rows = conn
+        .query(&select, libsql::params![after, BACKFILL_ROWS])
+        .await
+        .map_err(|e| db("reading items to index", e))?;
+    while let Some(row) = rows
+        .next()
+        .await
+        .map_err(|e| db("reading items to index", e))?
+    {
+        last = row.get(0).map_err(|e| db("reading a rowid", e))?;
+        let id: Vec<u8> = row.get(1).map_err(|e| db("reading an id", e))?;
+        let encoding: i64 = row.get(2).map_err(|e| db("reading an encoding", e))?;
+        let payload: Vec<u8> = row.get(3).map_err(|e| db("reading a payload", e))?;
+        let item: E = decode(encoding, &payload, format_args!("{} row {last}", E::KIND))?;
+        page.push((id, item));
+    }
+    let more = page.len() as i64 == BACKFILL_ROWS;
+    Ok((page, more.then_some(last)))
 }

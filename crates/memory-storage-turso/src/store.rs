@@ -31,6 +31,7 @@ use crate::query::{self, Sql};
 use crate::schema;
 use crate::statements::{StatementCacheStats, StatementStatsSnapshot};
 use crate::table::{self, Table};
+use crate::text_index;
 use crate::vectors;
 use crate::writer::GroupFailure;
 
@@ -690,16 +691,41 @@ impl TursoStorage {
         Ok(stored.is_some())
     }
 
+    /// The `k` items of `E` that best match the words of `text` among those `filter` (SQL
+    /// terms) admits, by FTS5's BM25 (scores negated: higher is better).
+    async fn text_items<E: Table>(
+        &self,
+        filter: Sql,
+        text: String,
+        k: usize,
+    ) -> Result<Vec<Scored<E>>> {
+        let Some((fts, keys)) = E::TEXT else {
+            return Ok(Vec::new());
+        };
+        let expression = memory_core::text::fts5_match(&text)?;
+        let sql = Arc::new(text_index::search_sql::<E>(
+            fts, keys, &filter, expression, k,
+        ));
+        let rows = self
+            .with_conn(job(move |conn| {
+                let sql = sql.clone();
+                Box::pin(async move { text_rows::<E>(conn, &sql).await })
+            }))
+            .await?;
+        Ok(rows)
+    }
+
     /// The `k` items of `E` nearest `vector` among those `filter` (SQL terms; `matches` the
     /// same in Rust) admits, re-ranked exactly (see `crate::vectors`).
     async fn search_items<E: Table>(
         &self,
         filter: Sql,
-        vector: &memory_core::Embedding,
+        vector: memory_core::Embedding,
         k: usize,
         min_score: Option<f64>,
         matches: impl Fn(&E) -> bool,
     ) -> Result<Vec<Scored<E>>> {
+        let vector = &vector;
         let Some(table) = E::VECTORS else {
             return Ok(Vec::new());
         };
@@ -1300,6 +1326,32 @@ async fn search_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<(Vec<Arc<E>
     result
 }
 
+/// The items a text search statement (`text_index::search_sql`) returns, scored.
+async fn text_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<Vec<Scored<E>>> {
+    let stmt = statement(conn, &sql.text).await?;
+    let result = async {
+        let mut out = Vec::new();
+        let mut rows = stmt
+            .query(sql.params.clone())
+            .await
+            .map_err(|e| db("searching text", e))?;
+        while let Some(row) = rows.next().await.map_err(|e| db("searching text", e))? {
+            let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
+            let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
+            let rank: f64 = row.get(3).map_err(|e| db("reading a rank", e))?;
+            let item: E = decode(encoding, &payload, format_args!("a {} found", E::KIND))?;
+            out.push(Scored {
+                item: Arc::new(item),
+                score: -rank,
+            });
+        }
+        Ok(out)
+    }
+    .await;
+    stmt.reset();
+    result
+}
+
 /// The item with `id`, if stored.
 async fn select_one<E: Table>(conn: &mut Conn, id: E::Id) -> Result<Option<Arc<E>>> {
     let stmt = statement(conn, E::SELECT_ONE).await?;
@@ -1345,6 +1397,8 @@ pub(crate) struct Row {
     metadata: Vec<(String, String)>,
     /// The embedding as `F32_BLOB` bytes.
     embedding: Option<Vec<u8>>,
+    /// The words its full-text index holds.
+    text: Option<String>,
 }
 
 impl Row {
@@ -1358,6 +1412,7 @@ impl Row {
             tags: side.tags,
             metadata: side.metadata,
             embedding: item.embedding().map(vectors::blob),
+            text: item.indexed_text(),
         }
     }
 }
@@ -1372,6 +1427,9 @@ async fn upsert_all<E: Table>(conn: &mut Conn, rows: &[Row]) -> Result<()> {
             params.extend(row.index.iter().cloned());
             params.push(Value::Integer(row.encoding));
             params.push(Value::Blob(row.payload.clone()));
+            if E::WRITE_VIEW.is_some() {
+                params.push(row.text.clone().map_or(Value::Null, Value::Text));
+            }
         }
         execute(conn, &table::upsert_sql::<E>(chunk.len()), params).await?;
     }
@@ -1538,19 +1596,27 @@ impl StorageBackend for TursoStorage {
     /// Exact for now: every episode the filter matches, read page by page and scored.
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
-        let filter = query::episode_filter(&search.filter);
-        self.search_items::<Episode>(filter, &search.vector, search.k, search.min_score, |e| {
-            search.filter.matches(e)
-        })
+        let filter = || query::episode_filter(&search.filter);
+        let matches = |e: &Episode| search.filter.matches(e);
+        memory_core::search::dispatch(
+            &search.by,
+            search.k,
+            |v, n| self.search_items::<Episode>(filter(), v, n, search.min_score, matches),
+            |t, n| self.text_items::<Episode>(filter(), t, n),
+        )
         .await
     }
 
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
-        let filter = query::pattern_filter(&search.filter);
-        self.search_items::<Pattern>(filter, &search.vector, search.k, search.min_score, |p| {
-            search.filter.matches(p)
-        })
+        let filter = || query::pattern_filter(&search.filter);
+        let matches = |p: &Pattern| search.filter.matches(p);
+        memory_core::search::dispatch(
+            &search.by,
+            search.k,
+            |v, n| self.search_items::<Pattern>(filter(), v, n, search.min_score, matches),
+            |t, n| self.text_items::<Pattern>(filter(), t, n),
+        )
         .await
     }
 

@@ -18,6 +18,10 @@ pub(crate) trait Table: Entity + memory_core::feed::Changed {
     const SELECT_ONE: &'static str;
     /// The table of this kind's embeddings, if it has them (`crate::vectors`).
     const VECTORS: Option<&'static str> = None;
+    /// This kind's full-text index and its key table, if it has them (`crate::text_index`).
+    const TEXT: Option<(&'static str, &'static str)> = None;
+    /// The view searchable items are written through (with their words), if any.
+    const WRITE_VIEW: Option<&'static str> = None;
 
     /// The 16 id bytes.
     fn id_bytes(id: Self::Id) -> [u8; 16];
@@ -27,6 +31,9 @@ pub(crate) trait Table: Entity + memory_core::feed::Changed {
 
     /// The values of the columns between the id and the payload.
     fn index_values(&self) -> Vec<Value>;
+
+    /// The words a full-text index holds for the item (`None`: the kind has no index).
+    fn indexed_text(&self) -> Option<String>;
 
     /// The side-table rows (tags, metadata pairs) of an item, owned (they go into a
     /// write's rows); none but episodes have them.
@@ -56,6 +63,8 @@ impl Table for Episode {
     ];
     const SIDE_TABLES: &'static [&'static str] = &["episode_tags", "episode_metadata"];
     const VECTORS: Option<&'static str> = Some("episode_vectors");
+    const TEXT: Option<(&'static str, &'static str)> = Some(("episode_text", "episode_text_keys"));
+    const WRITE_VIEW: Option<&'static str> = Some("episodes_in");
 
     fn id_bytes(id: EpisodeId) -> [u8; 16] {
         *id.as_bytes()
@@ -73,6 +82,10 @@ impl Table for Episode {
             self.outcome_kind()
                 .map_or(Value::Null, |o| Value::Text(o.as_str().to_string())),
         ]
+    }
+
+    fn indexed_text(&self) -> Option<String> {
+        Some(memory_core::text::Searchable::indexed_text(self))
     }
 
     fn side_rows(&self) -> SideRows {
@@ -99,6 +112,8 @@ impl Table for Pattern {
         "payload",
     ];
     const VECTORS: Option<&'static str> = Some("pattern_vectors");
+    const TEXT: Option<(&'static str, &'static str)> = Some(("pattern_text", "pattern_text_keys"));
+    const WRITE_VIEW: Option<&'static str> = Some("patterns_in");
 
     fn id_bytes(id: PatternId) -> [u8; 16] {
         *id.as_bytes()
@@ -106,6 +121,10 @@ impl Table for Pattern {
 
     fn id_from(bytes: [u8; 16]) -> PatternId {
         PatternId::from_bytes(bytes)
+    }
+
+    fn indexed_text(&self) -> Option<String> {
+        Some(memory_core::text::Searchable::indexed_text(self))
     }
 
     fn index_values(&self) -> Vec<Value> {
@@ -133,6 +152,10 @@ impl Table for Heuristic {
     fn index_values(&self) -> Vec<Value> {
         Vec::new()
     }
+
+    fn indexed_text(&self) -> Option<String> {
+        None
+    }
 }
 
 /// `?, ?, ?` with `n` placeholders.
@@ -145,8 +168,19 @@ pub(crate) fn row_groups(rows: usize, width: usize) -> String {
     vec![format!("({})", placeholders(width)); rows].join(", ")
 }
 
-/// A multi-row insert-or-replace of `rows` items of `E`.
+/// A multi-row insert-or-replace of `rows` items of `E`: for a kind with a full-text index,
+/// into its view (`episodes_in`), whose trigger upserts each row and indexes its words
+/// (the last value of each row).
 pub(crate) fn upsert_sql<E: Table>(rows: usize) -> String {
+    if let Some(view) = E::WRITE_VIEW {
+        let mut columns = E::COLUMNS.to_vec();
+        columns.push("body");
+        return format!(
+            "INSERT INTO {view} ({}) VALUES {}",
+            columns.join(", "),
+            row_groups(rows, columns.len())
+        );
+    }
     let columns = E::COLUMNS;
     let updates: Vec<String> = columns[1..]
         .iter()

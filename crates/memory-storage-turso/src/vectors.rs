@@ -17,20 +17,35 @@ use libsql::Value;
 use memory_core::{Embedding, Episode, Pattern, StorageError};
 
 use crate::error::db;
-use crate::payload::decode;
 use crate::query::Sql;
+use crate::schema::stored_page;
 use crate::table::{Table, placeholders, row_groups};
 
-/// The vector index's settings. Neighbours compressed to 8 bits per value: as good as
-/// `f32` neighbours for recall on the conformance set (1-bit neighbours fall to 0.83 at 32
-/// dimensions) and about 3x faster to insert. A search beam of 100 (libSQL's default 200)
-/// halves a search (5.4 -> 2.5 ms on 3,000 vectors here) with the recall still at the
-/// conformance bar (plans/0014). Candidates are re-ranked with the stored `f32` vectors
-/// whatever the index holds.
-const INDEX_SETTINGS: &str = "'metric=cosine', 'compress_neighbors=float8', 'max_neighbors=32', 'insert_l=40', 'search_l=100'";
+/// The vector index's settings for `dimension`. Neighbours are stored compressed (the
+/// index only proposes candidates, re-ranked with the stored `f32` vectors): to 1 bit per
+/// value from [`ONE_BIT_FROM`] dimensions, where a sign pattern still tells directions
+/// apart and inserts are about 3.5x faster than with 8 bits; to 8 bits below it (1-bit
+/// neighbours fell to recall 0.83 at 32 dimensions on the conformance set). A search
+/// beam of 100 (libSQL's default 200) halves a search with the recall at the bar
+/// (plans/0014).
+fn index_settings(dimension: usize) -> &'static str {
+    if dimension >= ONE_BIT_FROM {
+        "'metric=cosine', 'compress_neighbors=float1bit', 'max_neighbors=32', 'insert_l=40', 'search_l=100'"
+    } else {
+        "'metric=cosine', 'compress_neighbors=float8', 'max_neighbors=32', 'insert_l=40', 'search_l=100'"
+    }
+}
+
+/// The dimension from which neighbours are compressed to one bit per value.
+const ONE_BIT_FROM: usize = 256;
 
 /// The most candidates one search asks the index for.
 const MAX_FETCH: i64 = 1_000;
+
+/// The fewest candidates one search asks the index for: its search beam (`search_l`) is
+/// 100, so asking for fewer costs as much and finds fewer (recall@10 0.952 with 36
+/// candidates on 100,000 vectors of 384 values, plans/0014).
+const MIN_FETCH: i64 = 100;
 
 /// Candidates kept beyond `k` for the exact re-rank (SQLite computes distances in `f32`,
 /// the re-rank in `f64`; near ties at the boundary must not fall out).
@@ -39,26 +54,28 @@ const RERANK_MARGIN: i64 = 16;
 /// The statements that create the vector tables of a store whose embeddings have
 /// `dimension` values (idempotent).
 pub(crate) fn create_sql(dimension: usize) -> String {
-    let mut sql = String::new();
-    for (table, items) in [
+    let settings = index_settings(dimension);
+    let tables = [
         ("episode_vectors", "episodes"),
         ("pattern_vectors", "patterns"),
-    ] {
-        sql.push_str(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
+    ];
+    tables
+        .map(|(table, items)| {
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
                 key INTEGER PRIMARY KEY,
                 item_id BLOB NOT NULL UNIQUE,
                 embedding F32_BLOB({dimension}) NOT NULL
             );
             CREATE INDEX IF NOT EXISTS {table}_ann
-                ON {table} (libsql_vector_idx(embedding, {INDEX_SETTINGS}));
+                ON {table} (libsql_vector_idx(embedding, {settings}));
             CREATE TRIGGER IF NOT EXISTS {table}_follow AFTER DELETE ON {items}
             BEGIN
                 DELETE FROM {table} WHERE item_id = OLD.id;
             END;"
-        ));
-    }
-    sql
+            )
+        })
+        .concat()
 }
 
 /// The little-endian bytes of an embedding, as `F32_BLOB` stores them.
@@ -90,12 +107,13 @@ pub(crate) fn delete_sql(table: &str, rows: usize) -> String {
 
 /// Numbers the `?` placeholders of `text` from `first` on (the search repeats its filter,
 /// and numbered parameters let every copy share one set of values).
-fn numbered(text: &str, first: usize) -> String {
+pub(crate) fn numbered(text: &str, first: usize) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut n = first;
     for c in text.chars() {
         if c == '?' {
-            out.push_str(&format!("?{n}"));
+            out.push('?');
+            out += &n.to_string();
             n += 1;
         } else {
             out.push(c);
@@ -120,13 +138,13 @@ pub(crate) struct Plan {
 /// `filter` holds `AND ...` terms on the item table as `e` with `?` placeholders.
 pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> Sql {
     let items = E::TABLE;
-    let f = numbered(&filter.text, 6);
+    let f = numbered(&filter.text, 7);
     let matches = if filter.text.is_empty() {
         format!("SELECT COALESCE(MAX(key), 0) AS matches FROM {vectors}")
     } else {
         format!("SELECT COUNT(*) AS matches FROM {items} e WHERE 1 = 1{f}")
     };
-    // ?1 query vector, ?2 exact below, ?3 candidates kept, ?4 k, ?5 most fetched.
+    // ?1 query vector, ?2 exact below, ?3 candidates kept, ?4 k, ?5 most fetched, ?6 fewest.
     // The candidates' keys drive the outer loop (CROSS JOIN keeps that order): without it
     // SQLite scans every vector, or every match of the filter, and probes the list.
     let text = format!(
@@ -139,7 +157,7 @@ pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> 
             UNION ALL \
             SELECT value FROM json_each((SELECT CASE WHEN matches > ?2 THEN ( \
                 SELECT json_group_array(id) FROM vector_top_k('{vectors}_ann', ?1, \
-                    (SELECT MIN(?5, ?3 + ?4 + 4 * ?4 * (t - matches) / MAX(matches, 1)) \
+                    (SELECT MIN(?5, MAX(?6, ?3 + ?4 + 8 * ?4 * (t - matches) / MAX(matches, 1))) \
                      FROM n, total))) \
                 ELSE '[]' END FROM n))) \
          SELECT e.id, e.encoding, e.payload, (SELECT matches FROM n) \
@@ -154,13 +172,11 @@ pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> 
         Value::Integer(k.saturating_add(RERANK_MARGIN)),
         Value::Integer(k),
         Value::Integer(MAX_FETCH),
+        Value::Integer(MIN_FETCH),
     ];
     params.extend(filter.params.iter().cloned());
     Sql { text, params }
 }
-
-/// Rows read per step of [`backfill`].
-const BACKFILL_ROWS: i64 = 512;
 
 /// Creates the vector tables of a database whose dimension was recorded before they existed
 /// (schema 5) and fills them from the stored payloads, inside the caller's transaction.
@@ -193,34 +209,14 @@ async fn backfill_kind<E: Table>(conn: &libsql::Connection) -> Result<(), Storag
     let Some(vectors) = E::VECTORS else {
         return Ok(());
     };
-    let select = format!(
-        "SELECT rowid, id, encoding, payload FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-        E::TABLE
-    );
-    let mut after = i64::MIN;
-    loop {
-        let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut read = 0;
-        let mut rows = conn
-            .query(&select, libsql::params![after, BACKFILL_ROWS])
-            .await
-            .map_err(|e| db("reading items to index", e))?;
-        while let Some(row) = rows
-            .next()
-            .await
-            .map_err(|e| db("reading items to index", e))?
-        {
-            read += 1;
-            after = row.get(0).map_err(|e| db("reading a rowid", e))?;
-            let id: Vec<u8> = row.get(1).map_err(|e| db("reading an id", e))?;
-            let encoding: i64 = row.get(2).map_err(|e| db("reading an encoding", e))?;
-            let payload: Vec<u8> = row.get(3).map_err(|e| db("reading a payload", e))?;
-            let item: E = decode(encoding, &payload, format_args!("{} row {after}", E::KIND))?;
-            if let Some(embedding) = item.embedding() {
-                found.push((id, blob(embedding)));
-            }
-        }
-        drop(rows);
+    let mut after = Some(i64::MIN);
+    while let Some(from) = after {
+        let (page, next) = stored_page::<E>(conn, from).await?;
+        after = next;
+        let found: Vec<(Vec<u8>, Vec<u8>)> = page
+            .into_iter()
+            .filter_map(|(id, item)| item.embedding().map(|e| (id, blob(e))))
+            .collect();
         for chunk in found.chunks(64) {
             let params: Vec<Value> = chunk
                 .iter()
@@ -230,10 +226,8 @@ async fn backfill_kind<E: Table>(conn: &libsql::Connection) -> Result<(), Storag
                 .await
                 .map_err(|e| db("indexing a stored embedding", e))?;
         }
-        if read < BACKFILL_ROWS {
-            return Ok(());
-        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The vector index on libSQL: tables kept in step across handles, and databases that
-//! recorded embeddings before the index existed (schema 5).
+//! recorded embeddings before the vector and text indexes existed (schema 5).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -44,7 +44,7 @@ async fn vector_rows(path: &std::path::Path) -> i64 {
 }
 
 #[tokio::test]
-async fn a_schema_5_database_gets_its_vectors_indexed_on_upgrade() {
+async fn a_schema_5_database_gets_its_vectors_and_text_indexed_on_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory.db");
     let all = episodes(40);
@@ -60,13 +60,17 @@ async fn a_schema_5_database_gets_its_vectors_indexed_on_upgrade() {
             .execute_batch(
                 "DROP TRIGGER episode_vectors_follow; DROP TRIGGER pattern_vectors_follow;
                  DROP TABLE episode_vectors; DROP TABLE pattern_vectors;
-                 DELETE FROM schema_version WHERE version = 6;",
+                 DROP VIEW episodes_in; DROP VIEW patterns_in;
+                 DROP TRIGGER episode_text_follow; DROP TRIGGER pattern_text_follow;
+                 DROP TABLE episode_text; DROP TABLE episode_text_keys;
+                 DROP TABLE pattern_text; DROP TABLE pattern_text_keys;
+                 DELETE FROM schema_version WHERE version >= 6;",
             )
             .await
             .unwrap();
     }
     let store = index_only(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     let shared: Vec<Arc<Episode>> = all.iter().cloned().map(Arc::new).collect();
     for i in [0, 17, 39] {
         let s = EpisodeSearch::new(vector(i), 5);
@@ -76,6 +80,10 @@ async fn a_schema_5_database_gets_its_vectors_indexed_on_upgrade() {
         assert_eq!(ids(&got), ids(&expected), "search {i} after the upgrade");
     }
     assert_eq!(vector_rows(&path).await, 40);
+    // Their text was indexed too.
+    let s = EpisodeSearch::text("sample episode 17", 5);
+    let got = store.search_episodes(&s).await.unwrap();
+    assert_eq!(got.first().map(|r| r.item.id), Some(all[17].id));
 }
 
 #[tokio::test]

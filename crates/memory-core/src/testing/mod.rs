@@ -179,6 +179,9 @@ macro_rules! conformance_tests {
             search_invalid => $crate::testing::checks::search::invalid_searches,
             search_one_dimension_per_store => $crate::testing::checks::search::one_dimension_per_store,
             search_recall_at_10 => $crate::testing::checks::search::recall_at_10,
+            search_text_matches_the_reference => $crate::testing::checks::search::text_matches_the_reference,
+            search_text_follows_writes => $crate::testing::checks::search::text_follows_writes,
+            search_hybrid_fuses_both => $crate::testing::checks::search::hybrid_fuses_both,
         }
     };
 }

@@ -149,7 +149,8 @@ pub async fn recall_at_10(b: &dyn StorageBackend) -> anyhow::Result<()> {
     for (what, filter) in filters {
         let (mut found, mut wanted) = (0usize, 0usize);
         for _ in 0..10 {
-            let s = EpisodeSearch::new(vectors.next(), 10).filter(filter.clone());
+            let query = vectors.next();
+            let s = EpisodeSearch::new(query.clone(), 10).filter(filter.clone());
             let got = b.search_episodes(&s).await.context("search_episodes")?;
             let expected = search::exact_episodes(shared.iter().cloned(), &s);
             ensure!(
@@ -159,7 +160,7 @@ pub async fn recall_at_10(b: &dyn StorageBackend) -> anyhow::Result<()> {
                 expected.len()
             );
             for g in &got {
-                let reference = g.item.embedding.as_ref().map(|e| e.cosine(&s.vector));
+                let reference = g.item.embedding.as_ref().map(|e| e.cosine(&query));
                 ensure!(
                     reference.is_some_and(|r| (r - g.score).abs() < 1e-5),
                     "{what}: {} scored {} (its cosine is {reference:?})",
@@ -262,7 +263,7 @@ pub async fn invalid_searches(b: &dyn StorageBackend) -> anyhow::Result<()> {
         )?;
     }
     let mut bad_vector = EpisodeSearch::new(v.clone(), 1);
-    bad_vector.vector = serde_json::from_str("[0.0, 0.0]")?;
+    bad_vector.by = search::SearchBy::Vector(serde_json::from_str("[0.0, 0.0]")?);
     expect_kind(
         b.search_episodes(&bad_vector).await,
         ErrorKind::InvalidInput,
@@ -320,5 +321,197 @@ pub async fn one_dimension_per_store(b: &dyn StorageBackend) -> anyhow::Result<(
     )?;
     // Items without an embedding are always welcome.
     b.store_episode(&samples::episode(3)).await?;
+    Ok(())
+}
+
+/// The checks' vocabulary for text: a few words, so that queries match several items.
+const WORDS: [&str; 10] = [
+    "timeout",
+    "linker",
+    "cargo",
+    "http",
+    "retry",
+    "parser",
+    "cache",
+    "deadlock",
+    "Überlauf",
+    "naïve",
+];
+
+/// Text a user could write, operators and quotes included: stored and searched as words.
+pub const HOSTILE: [&str; 16] = [
+    "\"",
+    "'",
+    "AND",
+    "timeout OR linker",
+    "NOT cargo",
+    "NEAR(http retry)",
+    "pars*",
+    "body:cache",
+    "-deadlock",
+    "^http",
+    "'); DROP TABLE episodes; --",
+    "\" OR 1=1 --",
+    "timeout\u{0}linker",
+    "(((",
+    "ÜBERLAUF",
+    "{cache} [retry]",
+];
+
+/// Episodes whose descriptions are seeded words and hostile fragments.
+fn texts(n: u64, seed: u64) -> Vec<Episode> {
+    let mut rng = Seeded::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let mut e = samples::episode(i);
+            let count = 1 + ((rng.unit() + 1.0) * 3.0) as usize;
+            let words: Vec<&str> = (0..count)
+                .map(|_| WORDS[((rng.unit() + 1.0) * 5.0) as usize % WORDS.len()])
+                .collect();
+            e.description = format!(
+                "{} {}",
+                words.join(" "),
+                HOSTILE[i as usize % HOSTILE.len()]
+            );
+            e
+        })
+        .collect()
+}
+
+fn id_set<T: Entity>(s: &[Scored<T>]) -> std::collections::BTreeSet<T::Id>
+where
+    T::Id: Ord,
+{
+    s.iter().map(|s| s.item.id()).collect()
+}
+
+/// Text searches (words, filters, every hostile string) find exactly the items the
+/// reference finds; a query without words is `InvalidInput`.
+pub async fn text_matches_the_reference(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let all = texts(80, 61);
+    b.store_episodes(&all).await?;
+    let shared: Vec<Arc<Episode>> = all.iter().cloned().map(Arc::new).collect();
+    let mut queries: Vec<String> = WORDS.iter().map(|w| w.to_string()).collect();
+    queries.extend(["timeout cargo", "CACHE retry", "sample episode 7", "naive"].map(String::from));
+    queries.extend(HOSTILE.iter().map(|h| h.to_string()));
+    let mut matched_some = 0;
+    for (round, query) in queries.iter().enumerate() {
+        let mut s = EpisodeSearch::text(query.clone(), search::MAX_SEARCH_K);
+        if round % 3 == 1 {
+            s = s.filter(EpisodeQuery::new().domain(samples::DOMAINS[round % 3]));
+        }
+        if crate::text::query_words(query).is_err() {
+            expect_kind(
+                b.search_episodes(&s).await,
+                ErrorKind::InvalidInput,
+                &format!("the query {query:?} holds no words"),
+            )?;
+            continue;
+        }
+        let got = b
+            .search_episodes(&s)
+            .await
+            .with_context(|| format!("text search {query:?}"))?;
+        let expected = search::exact_episodes(shared.iter().cloned(), &s);
+        ensure!(
+            id_set(&got) == id_set(&expected),
+            "{query:?}: found {} items, the reference {}",
+            got.len(),
+            expected.len()
+        );
+        for pair in got.windows(2) {
+            ensure!(pair[0].score >= pair[1].score, "{query:?}: not best first");
+        }
+        matched_some += usize::from(!got.is_empty());
+        let first = EpisodeSearch::text(query.clone(), 3).filter(s.filter.clone());
+        ensure!(
+            b.search_episodes(&first).await?.len() == expected.len().min(3),
+            "{query:?}: k bounds the answer"
+        );
+    }
+    ensure!(
+        matched_some >= 10,
+        "only {matched_some} queries matched anything"
+    );
+    Ok(())
+}
+
+/// Text searches see the writes before them, and patterns are searched by their text.
+pub async fn text_follows_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let mut all = texts(10, 71);
+    all[0].description = "unmistakable zebra".into();
+    b.store_episodes(&all).await?;
+    let zebra = EpisodeSearch::text("zebra", 10);
+    let ids = |r: Vec<Scored<Episode>>| r.iter().map(|s| s.item.id).collect::<Vec<_>>();
+    ensure!(
+        ids(b.search_episodes(&zebra).await?) == vec![all[0].id],
+        "stored"
+    );
+    all[0].description = "unmistakable okapi".into();
+    all[1].description = "a zebra now".into();
+    b.store_episodes(&all[..2]).await?;
+    ensure!(
+        ids(b.search_episodes(&zebra).await?) == vec![all[1].id],
+        "changed"
+    );
+    b.delete_episode(all[1].id).await?;
+    ensure!(b.search_episodes(&zebra).await?.is_empty(), "deleted");
+    let mut pattern = samples::pattern(2);
+    pattern.data = crate::PatternData::ErrorRecovery {
+        error_type: "E0502 borrow conflict".into(),
+        recovery_steps: vec!["clone the zebra".into()],
+    };
+    b.store_patterns(&[pattern.clone(), samples::pattern(3)])
+        .await?;
+    let found = b
+        .search_patterns(&PatternSearch::text("Borrow zebra", 5))
+        .await?;
+    ensure!(
+        found.iter().map(|s| s.item.id).collect::<Vec<_>>() == vec![pattern.id],
+        "a pattern's text: {found:?}"
+    );
+    Ok(())
+}
+
+/// A hybrid search puts first the item both lists rank high, holds only items of either
+/// list, and refuses a minimum score without a vector.
+pub async fn hybrid_fuses_both(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    let mut all = episodes(30, 81);
+    for (i, e) in all.iter_mut().enumerate() {
+        e.description = if i % 3 == 0 {
+            "deadlock in the scheduler"
+        } else {
+            "fine"
+        }
+        .into();
+    }
+    b.store_episodes(&all).await?;
+    let target = all[3]
+        .embedding
+        .clone()
+        .context("episode 3 has an embedding")?;
+    let s = EpisodeSearch::hybrid(target.clone(), "deadlock", 5);
+    let got = b.search_episodes(&s).await?;
+    ensure!(
+        got.first().map(|r| r.item.id) == Some(all[3].id),
+        "nearest and a text match: first ({got:?})"
+    );
+    ensure!(got.len() == 5, "k results: {}", got.len());
+    let shared: Vec<Arc<Episode>> = all.iter().cloned().map(Arc::new).collect();
+    let by_vector = search::exact_episodes(
+        shared.iter().cloned(),
+        &EpisodeSearch::new(target, search::hybrid_depth(5)),
+    );
+    for r in &got {
+        let in_text = r.item.description.contains("deadlock");
+        let in_vector = by_vector.iter().any(|v| v.item.id == r.item.id);
+        ensure!(in_text || in_vector, "{} is in neither list", r.item.id);
+    }
+    expect_kind(
+        b.search_episodes(&EpisodeSearch::text("deadlock", 5).min_score(0.5))
+            .await,
+        ErrorKind::InvalidInput,
+        "a minimum score without a vector",
+    )?;
     Ok(())
 }
