@@ -9,7 +9,7 @@
 //! A search runs as one statement (one round trip remotely) that takes one of two paths,
 //! chosen inside the statement by how many items the filter matches: at most
 //! `exact_search_below`, every match is scored exactly; more, the index's nearest
-//! candidates (over-fetched by the filter's selectivity) are filtered. Either way the
+//! candidates (its whole beam: [`SEARCH_BEAM`]) are filtered. Either way the
 //! candidates are re-ranked exactly in `f64` by the caller. Only the chosen path runs:
 //! the other's row limit is 0, or its index lookup sits in a `CASE` branch not taken.
 
@@ -30,22 +30,24 @@ use crate::table::{Table, placeholders, row_groups};
 /// (plans/0014).
 fn index_settings(dimension: usize) -> &'static str {
     if dimension >= ONE_BIT_FROM {
-        "'metric=cosine', 'compress_neighbors=float1bit', 'max_neighbors=32', 'insert_l=40', 'search_l=100'"
+        "'metric=cosine', 'compress_neighbors=float1bit', 'max_neighbors=32', 'insert_l=40', \
+         'search_l=100'"
     } else {
-        "'metric=cosine', 'compress_neighbors=float8', 'max_neighbors=32', 'insert_l=40', 'search_l=100'"
+        "'metric=cosine', 'compress_neighbors=float8', 'max_neighbors=32', 'insert_l=40', \
+         'search_l=100'"
     }
 }
 
 /// The dimension from which neighbours are compressed to one bit per value.
 const ONE_BIT_FROM: usize = 256;
 
-/// The most candidates one search asks the index for.
-const MAX_FETCH: i64 = 1_000;
-
-/// The fewest candidates one search asks the index for: its search beam (`search_l`) is
-/// 100, so asking for fewer costs as much and finds fewer (recall@10 0.952 with 36
-/// candidates on 100,000 vectors of 384 values, plans/0014).
-const MIN_FETCH: i64 = 100;
+/// The index's search beam (`search_l`), and so the candidates every search asks it for:
+/// libSQL's `vector_top_k` returns at most its beam whatever `k` it is given (its search
+/// context holds `search_l` candidates), and asking for fewer costs as much and finds
+/// fewer (recall@10 0.952 with 36 candidates, 0.955 with 100, on 100,000 vectors of 384
+/// values; plans/0014). A filtered search therefore sees the filter's share of these; when
+/// that leaves fewer than `k` matches, it runs again exactly.
+const SEARCH_BEAM: i64 = 100;
 
 /// Candidates kept beyond `k` for the exact re-rank (SQLite computes distances in `f32`,
 /// the re-rank in `f64`; near ties at the boundary must not fall out).
@@ -138,17 +140,17 @@ pub(crate) struct Plan {
 /// `filter` holds `AND ...` terms on the item table as `e` with `?` placeholders.
 pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> Sql {
     let items = E::TABLE;
-    let f = numbered(&filter.text, 7);
+    let f = numbered(&filter.text, 5);
     let matches = if filter.text.is_empty() {
         format!("SELECT COALESCE(MAX(key), 0) AS matches FROM {vectors}")
     } else {
         format!("SELECT COUNT(*) AS matches FROM {items} e WHERE 1 = 1{f}")
     };
-    // ?1 query vector, ?2 exact below, ?3 candidates kept, ?4 k, ?5 most fetched, ?6 fewest.
+    // ?1 query vector, ?2 exact below, ?3 candidates kept, ?4 the index's candidates.
     // The candidates' keys drive the outer loop (CROSS JOIN keeps that order): without it
     // SQLite scans every vector, or every match of the filter, and probes the list.
     let text = format!(
-        "WITH n AS ({matches}), total AS (SELECT COALESCE(MAX(key), 0) AS t FROM {vectors}), \
+        "WITH n AS ({matches}), \
          candidates (key) AS ( \
             SELECT key FROM ( \
                 SELECT v.key FROM {items} e JOIN {vectors} v ON v.item_id = e.id \
@@ -156,9 +158,7 @@ pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> 
                 LIMIT (SELECT CASE WHEN matches <= ?2 THEN ?3 ELSE 0 END FROM n)) \
             UNION ALL \
             SELECT value FROM json_each((SELECT CASE WHEN matches > ?2 THEN ( \
-                SELECT json_group_array(id) FROM vector_top_k('{vectors}_ann', ?1, \
-                    (SELECT MIN(?5, MAX(?6, ?3 + ?4 + 8 * ?4 * (t - matches) / MAX(matches, 1))) \
-                     FROM n, total))) \
+                SELECT json_group_array(id) FROM vector_top_k('{vectors}_ann', ?1, ?4)) \
                 ELSE '[]' END FROM n))) \
          SELECT e.id, e.encoding, e.payload, (SELECT matches FROM n) \
          FROM candidates c CROSS JOIN {vectors} v ON v.key = c.key \
@@ -170,9 +170,7 @@ pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> 
         Value::Blob(plan.vector.clone()),
         Value::Integer(plan.exact_below),
         Value::Integer(k.saturating_add(RERANK_MARGIN)),
-        Value::Integer(k),
-        Value::Integer(MAX_FETCH),
-        Value::Integer(MIN_FETCH),
+        Value::Integer(SEARCH_BEAM),
     ];
     params.extend(filter.params.iter().cloned());
     Sql { text, params }
