@@ -43,5 +43,8 @@ cargo test --release --locked -p memory-storage-redb --test corrupt
 step "the change feed with other writers in other processes, short (the full one: memory-bench feed)"
 cargo run --locked -p memory-bench -- feed --quick
 
+step "similarity, text and hybrid search on a local file, short (the full one: memory-bench search)"
+cargo run --locked -p memory-bench -- search --quick
+
 step "short soak (the full one: scripts/soak.sh)"
 cargo run --locked -p memory-bench -- soak --secs 20 --tasks 16

@@ -383,9 +383,11 @@ pub fn fuse<T: Entity>(a: &[Scored<T>], b: &[Scored<T>], k: usize) -> Vec<Scored
     fused
 }
 
-/// Answers a search by `by` with a backend's own vector and text searches: `vector(v, n)`
-/// and `text(t, n)` each return their best `n` (the vector one applying the minimum
-/// score); a hybrid search runs both [`hybrid_depth`] deep and [`fuse`]s them.
+/// Answers a search by `by` with a backend's own vector and text searches: `vector(v, n,
+/// complete)` and `text(t, n)` each return their best `n` (the vector one applying the
+/// minimum score); a hybrid search runs both [`hybrid_depth`] deep and [`fuse`]s them.
+/// `complete` is false for a hybrid's vector list: an approximate index may then return
+/// fewer than `n` without searching exactly for the rest (the list only feeds the fusion).
 pub async fn dispatch<T, FV, V, FX, X>(
     by: &SearchBy,
     k: usize,
@@ -394,17 +396,17 @@ pub async fn dispatch<T, FV, V, FX, X>(
 ) -> Result<Vec<Scored<T>>>
 where
     T: Entity,
-    FV: FnOnce(Embedding, usize) -> V,
+    FV: FnOnce(Embedding, usize, bool) -> V,
     V: std::future::Future<Output = Result<Vec<Scored<T>>>>,
     FX: FnOnce(String, usize) -> X,
     X: std::future::Future<Output = Result<Vec<Scored<T>>>>,
 {
     match by {
-        SearchBy::Vector(v) => vector(v.clone(), k).await,
+        SearchBy::Vector(v) => vector(v.clone(), k, true).await,
         SearchBy::Text(t) => text(t.clone(), k).await,
         SearchBy::Hybrid { vector: v, text: t } => {
             let depth = hybrid_depth(k);
-            let by_vector = vector(v.clone(), depth).await?;
+            let by_vector = vector(v.clone(), depth, false).await?;
             let by_text = text(t.clone(), depth).await?;
             Ok(fuse(&by_vector, &by_text, k))
         }

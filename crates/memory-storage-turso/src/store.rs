@@ -716,13 +716,15 @@ impl TursoStorage {
     }
 
     /// The `k` items of `E` nearest `vector` among those `filter` (SQL terms; `matches` the
-    /// same in Rust) admits, re-ranked exactly (see `crate::vectors`).
+    /// same in Rust) admits, re-ranked exactly (see `crate::vectors`). `complete`: when the
+    /// index's candidates leave fewer than `k` of the filter's matches, search exactly.
     async fn search_items<E: Table>(
         &self,
         filter: Sql,
         vector: memory_core::Embedding,
         k: usize,
         min_score: Option<f64>,
+        complete: bool,
         matches: impl Fn(&E) -> bool,
     ) -> Result<Vec<Scored<E>>> {
         let vector = &vector;
@@ -750,7 +752,7 @@ impl TursoStorage {
             // filter is narrow; then every match is scored.
             let approximate = matched > plan.exact_below;
             let short = candidates.len() < k && (candidates.len() as i64) < matched;
-            if approximate && short && plan.exact_below < i64::MAX {
+            if complete && approximate && short && plan.exact_below < i64::MAX {
                 plan.exact_below = i64::MAX;
                 continue;
             }
@@ -1601,7 +1603,10 @@ impl StorageBackend for TursoStorage {
         memory_core::search::dispatch(
             &search.by,
             search.k,
-            |v, n| self.search_items::<Episode>(filter(), v, n, search.min_score, matches),
+            |v, n, complete| {
+                let min = search.min_score;
+                self.search_items::<Episode>(filter(), v, n, min, complete, matches)
+            },
             |t, n| self.text_items::<Episode>(filter(), t, n),
         )
         .await
@@ -1614,7 +1619,10 @@ impl StorageBackend for TursoStorage {
         memory_core::search::dispatch(
             &search.by,
             search.k,
-            |v, n| self.search_items::<Pattern>(filter(), v, n, search.min_score, matches),
+            |v, n, complete| {
+                let min = search.min_score;
+                self.search_items::<Pattern>(filter(), v, n, min, complete, matches)
+            },
             |t, n| self.text_items::<Pattern>(filter(), t, n),
         )
         .await

@@ -46,11 +46,23 @@ pub(crate) fn search_sql<E: Table>(
 ) -> Sql {
     let items = E::TABLE;
     let f = numbered(&filter.text, 3);
-    let text = format!(
-        "SELECT e.id, e.encoding, e.payload, bm25({fts}) FROM {fts} \
-         CROSS JOIN {keys} k ON k.key = {fts}.rowid CROSS JOIN {items} e ON e.id = k.item_id \
-         WHERE {fts} MATCH ?1{f} ORDER BY bm25({fts}), e.id LIMIT ?2"
-    );
+    // Unfiltered, FTS5 ranks alone and only the best `k` are joined to their items. (FTS5
+    // still scores every match: a word most items hold costs tens of milliseconds per
+    // 20,000 items, docs/BENCHMARKS.md.)
+    let text = if filter.text.is_empty() {
+        format!(
+            "SELECT e.id, e.encoding, e.payload, t.rank FROM \
+             (SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ?1 ORDER BY rank LIMIT ?2) t \
+             CROSS JOIN {keys} k ON k.key = t.rowid CROSS JOIN {items} e ON e.id = k.item_id \
+             ORDER BY t.rank, e.id"
+        )
+    } else {
+        format!(
+            "SELECT e.id, e.encoding, e.payload, bm25({fts}) FROM {fts} \
+             CROSS JOIN {keys} k ON k.key = {fts}.rowid CROSS JOIN {items} e ON e.id = k.item_id \
+             WHERE {fts} MATCH ?1{f} ORDER BY bm25({fts}), e.id LIMIT ?2"
+        )
+    };
     let mut params = vec![
         Value::Text(expression),
         Value::Integer(i64::try_from(k).unwrap_or(i64::MAX)),
