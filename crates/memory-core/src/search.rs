@@ -367,15 +367,20 @@ pub fn exact_by<T: Entity + Searchable>(
 /// `k`.
 pub fn fuse<T: Entity>(a: &[Scored<T>], b: &[Scored<T>], k: usize) -> Vec<Scored<T>> {
     let mut fused: Vec<Scored<T>> = Vec::with_capacity(a.len() + b.len());
+    let mut at: std::collections::HashMap<T::Id, usize> =
+        std::collections::HashMap::with_capacity(a.len() + b.len());
     for list in [a, b] {
         for (rank, s) in list.iter().enumerate() {
             let add = 1.0 / (RRF_K + rank as f64 + 1.0);
-            match fused.iter_mut().find(|f| f.item.id() == s.item.id()) {
-                Some(f) => f.score += add,
-                None => fused.push(Scored {
-                    item: s.item.clone(),
-                    score: add,
-                }),
+            match at.get(&s.item.id()) {
+                Some(&i) => fused[i].score += add,
+                None => {
+                    at.insert(s.item.id(), fused.len());
+                    fused.push(Scored {
+                        item: s.item.clone(),
+                        score: add,
+                    });
+                }
             }
         }
     }
@@ -450,6 +455,29 @@ mod tests {
         let mut e = Episode::new(TaskType::Testing, "e", TaskContext::new(domain));
         e.embedding = Some(Embedding::new(v).unwrap());
         Arc::new(e)
+    }
+
+    #[test]
+    fn fusion_sums_the_ranks_of_both_lists() {
+        let (a, b, c) = (
+            episode("web", vec![1.0, 0.0]),
+            episode("web", vec![0.0, 1.0]),
+            episode("web", vec![1.0, 1.0]),
+        );
+        let list = |items: &[&Arc<Episode>]| -> Vec<Scored<Episode>> {
+            items
+                .iter()
+                .map(|e| Scored {
+                    item: Arc::clone(e),
+                    score: 0.0,
+                })
+                .collect()
+        };
+        let fused = fuse(&list(&[&a, &b]), &list(&[&b, &c]), 10);
+        assert_eq!(fused[0].item.id, b.id, "in both lists");
+        assert!((fused[0].score - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-12);
+        assert_eq!(fused.len(), 3);
+        assert_eq!(fuse(&list(&[&a, &b]), &list(&[&b, &c]), 1).len(), 1);
     }
 
     #[test]

@@ -93,11 +93,16 @@ pub trait Searchable {
     /// Appends each searchable text field of the item to `out`, separated by newlines.
     fn write_text(&self, out: &mut String);
 
-    /// The item's words joined by single spaces: what a full-text index stores.
-    fn indexed_text(&self) -> String {
+    /// The item's words, in order.
+    fn words(&self) -> Vec<String> {
         let mut text = String::new();
         self.write_text(&mut text);
-        words(&text).join(" ")
+        words(&text)
+    }
+
+    /// The item's words joined by single spaces: what a full-text index stores.
+    fn indexed_text(&self) -> String {
+        Searchable::words(self).join(" ")
     }
 }
 
@@ -210,7 +215,7 @@ pub fn exact<T: Entity + Searchable>(
     let docs: Vec<(Arc<T>, Vec<String>)> = corpus
         .into_iter()
         .map(|item| {
-            let words = words(&item.indexed_text());
+            let words = Searchable::words(item.as_ref());
             (item, words)
         })
         .collect();
