@@ -18,19 +18,6 @@ mod local_file {
     memory_core::conformance_tests!(local_file);
 }
 
-/// Every search through the vector index (no exact scoring of small candidate sets).
-mod local_file_index {
-    use super::*;
-
-    async fn local_file_index() -> anyhow::Result<Fixture> {
-        let dir = tempfile::tempdir()?;
-        let config = TursoConfig::local(dir.path().join("memory.db")).exact_search_below(0);
-        Ok(Fixture::new(TursoStorage::open(config).await?).with_guard(dir))
-    }
-
-    memory_core::conformance_tests!(local_file_index);
-}
-
 mod in_memory {
     use super::*;
 
