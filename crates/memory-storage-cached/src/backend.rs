@@ -13,6 +13,7 @@ use memory_core::{
 };
 
 use crate::deps::{self, CachedPage, Dep};
+use crate::reads::{Answer, Read, SearchKey};
 use crate::store::CachedStorage;
 use crate::writes::{Call, detached};
 
@@ -128,25 +129,31 @@ impl<S: StorageBackend + 'static> StorageBackend for CachedStorage<S> {
         let cached = shared
             .episode_queries
             .get_or_load_tracked(
-                query.clone(),
+                Read::Query(query.clone()),
                 &[Dep::EpisodeWrites],
-                |page| deps::episode_page(query, page),
+                |answer| match answer {
+                    Answer::Query(page) => deps::episode_page(query, page),
+                    Answer::Search(_) => vec![Dep::EpisodeWrites],
+                },
                 || async {
                     let Some(probe) = deps::probe(query) else {
                         let page = shared.inner.query_episodes(query).await?;
-                        return Ok::<_, StorageError>(CachedPage { page, next: None });
+                        return Ok::<_, StorageError>(Answer::Query(CachedPage {
+                            page,
+                            next: None,
+                        }));
                     };
                     // One match more than asked for: the page's cursor depends on it.
                     let items = shared.inner.query_episodes(&probe).await?.items;
                     let next = items.get(query.limit).map(|e| e.id);
-                    Ok(CachedPage {
+                    Ok(Answer::Query(CachedPage {
                         page: EpisodePage::from_overfetch(items, query.limit),
                         next,
-                    })
+                    }))
                 },
             )
             .await?;
-        Ok(cached.page)
+        Ok(cached.into_query()?.page)
     }
 
     async fn count_episodes(&self) -> Result<u64> {
@@ -209,28 +216,88 @@ impl<S: StorageBackend + 'static> StorageBackend for CachedStorage<S> {
         shared
             .pattern_queries
             .get_or_load_tracked(
-                query.clone(),
+                Read::Query(query.clone()),
                 &[Dep::PatternWrites],
-                |items| deps::pattern_result(query, items),
-                || shared.inner.query_patterns(query),
+                |answer| match answer {
+                    Answer::Query(items) => deps::pattern_result(query, items),
+                    Answer::Search(_) => vec![Dep::PatternWrites],
+                },
+                || async { shared.inner.query_patterns(query).await.map(Answer::Query) },
             )
-            .await
+            .await?
+            .into_query()
     }
 
     async fn count_patterns(&self) -> Result<u64> {
         self.inner().count_patterns().await
     }
 
-    /// Not cached yet: every search goes to the store (after the change check, so nothing
-    /// else the caller reads is older).
+    /// Cached like a page: an answer by vector until a write that could enter it (its
+    /// filter's domain, or any episode without one) or that changes or deletes an item in
+    /// it; by text or both, until any episode write (BM25 weighs every item).
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
-        self.shared().fresh().await;
-        self.inner().search_episodes(search).await
+        search.validate()?;
+        let shared = self.shared();
+        shared.fresh().await;
+        let episodes = (
+            Dep::EpisodeWrites,
+            Dep::AnyEpisode,
+            Dep::EpisodeDomain as fn(_) -> _,
+        );
+        shared
+            .episode_queries
+            .get_or_load_tracked(
+                Read::Search(SearchKey::new(search)),
+                &[Dep::EpisodeWrites],
+                |answer| match answer {
+                    Answer::Search(found) => {
+                        deps::search_result(search, found, episodes, |e| Dep::Episode(e.id))
+                    }
+                    Answer::Query(_) => vec![Dep::EpisodeWrites],
+                },
+                || async {
+                    shared
+                        .inner
+                        .search_episodes(search)
+                        .await
+                        .map(Answer::Search)
+                },
+            )
+            .await?
+            .into_search()
     }
-    /// Not cached yet, as for episodes.
+
+    /// Cached as for episodes.
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
-        self.shared().fresh().await;
-        self.inner().search_patterns(search).await
+        search.validate()?;
+        let shared = self.shared();
+        shared.fresh().await;
+        let patterns = (
+            Dep::PatternWrites,
+            Dep::AnyPattern,
+            Dep::PatternDomain as fn(_) -> _,
+        );
+        shared
+            .pattern_queries
+            .get_or_load_tracked(
+                Read::Search(SearchKey::new(search)),
+                &[Dep::PatternWrites],
+                |answer| match answer {
+                    Answer::Search(found) => {
+                        deps::search_result(search, found, patterns, |p| Dep::Pattern(p.id))
+                    }
+                    Answer::Query(_) => vec![Dep::PatternWrites],
+                },
+                || async {
+                    shared
+                        .inner
+                        .search_patterns(search)
+                        .await
+                        .map(Answer::Search)
+                },
+            )
+            .await?
+            .into_search()
     }
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {

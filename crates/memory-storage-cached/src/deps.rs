@@ -95,6 +95,40 @@ pub(crate) fn pattern_result(query: &PatternQuery, items: &[std::sync::Arc<Patte
     )
 }
 
+/// What a search's answer depends on. By vector, as a page: its reach and each item in it
+/// (an item's cosine is its own, so a write elsewhere matters only if it may enter the
+/// reach). By text, or both: every write of the kind (`writes`), because BM25 weighs each
+/// word by how many items hold it and how long they are.
+pub(crate) fn search_result<T>(
+    search: &memory_core::search::Search<impl SearchFilter>,
+    found: &[memory_core::search::Scored<T>],
+    (writes, any, by_domain): (Dep, Dep, fn(u64) -> Dep),
+    item: impl Fn(&T) -> Dep,
+) -> Vec<Dep> {
+    if search.by.text().is_some() {
+        return vec![writes];
+    }
+    let items = found.iter().map(|s| item(s.item.as_ref()));
+    result_deps(search.filter.domain(), by_domain, any, items)
+}
+
+/// The domain a search's filter names.
+pub(crate) trait SearchFilter {
+    fn domain(&self) -> Option<&str>;
+}
+
+impl SearchFilter for EpisodeQuery {
+    fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+}
+
+impl SearchFilter for PatternQuery {
+    fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+}
+
 /// What stored items (their own dep, their domain) invalidate after the guard, each once:
 /// `any`, every item and every domain.
 fn stored<'a>(

@@ -3,8 +3,8 @@
 //! in-memory reference).
 //!
 //! - Entity caches for episodes, patterns and heuristics (values are shared `Arc`s), with
-//!   coalesced loads and negative caching; query-result caches for `query_episodes` and
-//!   `query_patterns`; all within one byte budget ([`CacheSettings::budget_bytes`]).
+//!   coalesced loads and negative caching; query-result caches for `query_episodes`,
+//!   `query_patterns` and both searches; all within one byte budget ([`CacheSettings::budget_bytes`]).
 //! - Never stale for its own writes: each write invalidates exactly what it affects (a
 //!   batch in one pass), and a read that overlapped a write is not cached.
 //! - Other writers (other processes on the same file, other clients of one server) are
@@ -25,6 +25,7 @@
 mod backend;
 mod deps;
 mod freshness;
+mod reads;
 mod settings;
 mod store;
 mod writes;

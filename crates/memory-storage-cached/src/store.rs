@@ -14,6 +14,7 @@ pub use memory_core::stats::{CachedStats, CachedStorageStats};
 
 use crate::deps::{self, CachedPage, Dep};
 use crate::freshness::{Freshness, Invalidate};
+use crate::reads::{self, Answer, Read};
 use crate::settings::{CachePart, CacheSettings};
 
 /// The entity caches' starting admission window, in percent. Agents read what they just
@@ -29,7 +30,7 @@ const MIN_ENTRY_BYTES: u64 = 256;
 
 /// A [`StorageBackend`] with adaptive caches in front: episodes, patterns and heuristics by
 /// id (shared `Arc`s, loads of one id coalesced, "not found" remembered), and the results of
-/// `query_episodes` and `query_patterns`, all within one byte budget.
+/// `query_episodes`, `query_patterns` and both searches, all within one byte budget.
 ///
 /// Never stale for its own writes: before a write returns, the entries it replaced hold
 /// what it wrote (write-through, [`CacheSettings::write_through`]) or are gone, the query
@@ -69,8 +70,11 @@ pub(crate) struct Shared<S> {
     pub(crate) episodes: AdaptiveCache<EpisodeId, Arc<Episode>>,
     pub(crate) patterns: AdaptiveCache<PatternId, Arc<Pattern>>,
     pub(crate) heuristics: AdaptiveCache<HeuristicId, Arc<Heuristic>>,
-    pub(crate) episode_queries: QueryCache<EpisodeQuery, Dep, CachedPage>,
-    pub(crate) pattern_queries: QueryCache<PatternQuery, Dep, Vec<Arc<Pattern>>>,
+    /// `query_episodes` pages and `search_episodes` answers.
+    pub(crate) episode_queries: QueryCache<Read<EpisodeQuery>, Dep, Answer<CachedPage, Episode>>,
+    /// `query_patterns` and `search_patterns` answers.
+    pub(crate) pattern_queries:
+        QueryCache<Read<PatternQuery>, Dep, Answer<Vec<Arc<Pattern>>, Pattern>>,
     pub(crate) freshness: OnceLock<Freshness>,
     check_interval: std::time::Duration,
     pub(crate) write_through: bool,
@@ -172,12 +176,18 @@ impl<S: StorageBackend> CachedStorage<S> {
             heuristics: entity_cache::<Heuristic>(settings, CachePart::Heuristics)?,
             episode_queries: QueryCache::with_weigher(
                 queries,
-                |_, cached: &CachedPage| page_bytes(&cached.page.items) as u64,
+                |read, answer: &Answer<CachedPage, Episode>| match answer {
+                    Answer::Query(cached) => page_bytes(&cached.page.items) as u64,
+                    Answer::Search(found) => reads::search_bytes(read, found),
+                },
                 None,
             )?,
             pattern_queries: QueryCache::with_weigher(
                 pattern_queries,
-                |_, items: &Vec<Arc<Pattern>>| page_bytes(items) as u64,
+                |read, answer: &Answer<Vec<Arc<Pattern>>, Pattern>| match answer {
+                    Answer::Query(items) => page_bytes(items) as u64,
+                    Answer::Search(found) => reads::search_bytes(read, found),
+                },
                 None,
             )?,
             freshness: OnceLock::new(),

@@ -1,5 +1,5 @@
 //! Model-based, concurrent: several tasks run random writes, batch writes, deletes, gets,
-//! batch gets and domain queries through one `CachedStorage` over the in-memory reference
+//! batch gets, domain queries and searches (by vector and by text) through one `CachedStorage` over the in-memory reference
 //! backend. Each episode id has one writing task, which numbers its versions; every read
 //! checks that what it got is no older than the last write of that id acknowledged before
 //! the read began (and is a version that was really written).
@@ -14,10 +14,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use memory_core::search::EpisodeSearch;
 use memory_core::testing::Yielding;
 use memory_core::{
-    ChangeSignal, Episode, EpisodeId, EpisodeQuery, InMemoryStorage, StorageBackend, TaskContext,
-    TaskType,
+    ChangeSignal, Embedding, Episode, EpisodeId, EpisodeQuery, InMemoryStorage, StorageBackend,
+    TaskContext, TaskType,
 };
 use memory_storage_cached::{CacheSettings, CachedStorage};
 use parking_lot::Mutex;
@@ -29,12 +30,31 @@ const DOMAINS: [&str; 3] = ["web", "cli", "db"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    Store { slot: usize, domain: usize },
-    StoreBatch { slots: Vec<usize>, domain: usize },
-    Delete { slot: usize },
-    Get { id: usize },
-    GetMany { ids: Vec<usize> },
-    Query { domain: Option<usize> },
+    Store {
+        slot: usize,
+        domain: usize,
+    },
+    StoreBatch {
+        slots: Vec<usize>,
+        domain: usize,
+    },
+    Delete {
+        slot: usize,
+    },
+    Get {
+        id: usize,
+    },
+    GetMany {
+        ids: Vec<usize>,
+    },
+    Query {
+        domain: Option<usize>,
+    },
+    /// Every match (k above the number of ids), by vector or by text.
+    Search {
+        domain: Option<usize>,
+        text: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -47,6 +67,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => any_id.clone().prop_map(|id| Op::Get { id }),
         1 => proptest::collection::vec(any_id, 1..5).prop_map(|ids| Op::GetMany { ids }),
         2 => proptest::option::of(0..DOMAINS.len()).prop_map(|domain| Op::Query { domain }),
+        2 => (proptest::option::of(0..DOMAINS.len()), any::<bool>())
+            .prop_map(|(domain, text)| Op::Search { domain, text }),
     ]
 }
 
@@ -112,18 +134,30 @@ impl Model {
     }
 }
 
+/// Version `version` of `id`: its description names the version (and holds the word every
+/// text search looks for), its embedding moves with the version.
 fn episode(id: EpisodeId, version: usize, domain: &str) -> Episode {
     let mut e = Episode::new(
         TaskType::Testing,
-        format!("v{version}"),
+        format!("v{version} note"),
         TaskContext::new(domain),
     );
     e.id = id;
+    e.embedding = Some(embedding(version));
     e
 }
 
+fn embedding(version: usize) -> Embedding {
+    Embedding::new(vec![1.0, (version % 7) as f32]).unwrap()
+}
+
 fn version_of(e: &Episode) -> usize {
-    e.description[1..].parse().unwrap()
+    e.description[1..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Checks a get of `index` that began when `since` was acknowledged.
@@ -234,33 +268,75 @@ async fn run_task(
                     .query_episodes(&query)
                     .await
                     .map_err(|e| e.to_string())?;
-                let mut found: HashMap<usize, &Episode> = HashMap::new();
-                for e in &page.items {
-                    let index = model.index_of(e.id).ok_or("unknown id in a page")?;
-                    found.insert(index, e);
+                let found: Vec<&Episode> = page.items.iter().map(|e| e.as_ref()).collect();
+                check_matches(&model, &acked, domain, &found, "query")?;
+            }
+            Op::Search { domain, text } => {
+                let acked = model.acked();
+                let query_vector = embedding(3);
+                let mut search = if text {
+                    EpisodeSearch::text("note", 100)
+                } else {
+                    EpisodeSearch::new(query_vector.clone(), 100)
+                };
+                if let Some(d) = domain {
+                    search = search.filter(EpisodeQuery::new().domain(DOMAINS[d]));
                 }
-                for (index, since) in acked.iter().enumerate() {
-                    let matches =
-                        |s: State| s.is_some_and(|d| domain.is_none_or(|q| DOMAINS[q] == d));
-                    let ok = match found.get(&index) {
-                        Some(e) => {
-                            let v = version_of(e);
-                            model.seen_since(index, *since, |w, s| w == v && matches(s))
-                        }
-                        None => model.seen_since(index, *since, |_, s| !matches(s)),
-                    };
-                    if !ok {
-                        return Err(format!(
-                            "query {domain:?}: id {index} {} but version {since} was acknowledged before",
-                            if found.contains_key(&index) {
-                                "stale in the page"
-                            } else {
-                                "missing from the page"
-                            }
-                        ));
+                let results = store
+                    .search_episodes(&search)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for r in &results {
+                    let own = r
+                        .item
+                        .embedding
+                        .as_ref()
+                        .ok_or("a result without a vector")?;
+                    if !text && (r.score - query_vector.cosine(own)).abs() > 1e-6 {
+                        return Err(format!("score {} is not its item's", r.score));
                     }
                 }
+                let found: Vec<&Episode> = results.iter().map(|r| r.item.as_ref()).collect();
+                check_matches(&model, &acked, domain, &found, "search")?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a read of every episode of `domain` (or of all) that began when `acked` were
+/// acknowledged: each item found is a version written since, and each item missing has
+/// been outside the domain (or deleted) since.
+fn check_matches(
+    model: &Model,
+    acked: &[usize],
+    domain: Option<usize>,
+    found: &[&Episode],
+    what: &str,
+) -> Result<(), String> {
+    let mut by_index: HashMap<usize, &Episode> = HashMap::new();
+    for e in found {
+        let index = model.index_of(e.id).ok_or("unknown id in a result")?;
+        by_index.insert(index, e);
+    }
+    for (index, since) in acked.iter().enumerate() {
+        let matches = |s: State| s.is_some_and(|d| domain.is_none_or(|q| DOMAINS[q] == d));
+        let ok = match by_index.get(&index) {
+            Some(e) => {
+                let v = version_of(e);
+                model.seen_since(index, *since, |w, s| w == v && matches(s))
+            }
+            None => model.seen_since(index, *since, |_, s| !matches(s)),
+        };
+        if !ok {
+            return Err(format!(
+                "{what} {domain:?}: id {index} {} but version {since} was acknowledged before",
+                if by_index.contains_key(&index) {
+                    "stale in the result"
+                } else {
+                    "missing from the result"
+                }
+            ));
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! Several handles on one store in one process: a write through one is seen through
-//! another within the change-check interval. Every backend's tests run
+//! another within the change-check interval, by gets and by searches. Every backend's tests run
 //! [`stale_reads`] over the pairings it offers (two caches on one handle, a cache beside
 //! its bare handle, caches on clones).
 
@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::ensure;
 
-use crate::{Episode, EpisodeId, StorageBackend, TaskContext, TaskType};
+use crate::search::{EpisodeSearch, Scored};
+use crate::{Embedding, Episode, EpisodeId, StorageBackend, TaskContext, TaskType};
 
 /// Episode `id` at `revision` (the revision is its description).
 pub fn revision(id: EpisodeId, revision: usize) -> Episode {
@@ -20,9 +21,50 @@ pub fn revision(id: EpisodeId, revision: usize) -> Episode {
     e
 }
 
-/// `trials` times: writes revision 0 through `writer`, lets `reader` cache it (two reads),
-/// writes revision 1 through `writer`, waits three `interval`s and reads through `reader`.
-/// Returns how many of those last reads were stale.
+/// Episode `id` at `revision` as [`revision`] makes it, findable: its description also
+/// holds a word of its own and its embedding points one way at revision 0 and at right
+/// angles to that later.
+fn searchable(id: EpisodeId, revision: usize) -> Episode {
+    let mut e = self::revision(id, revision);
+    e.description = format!("{} {}", e.description, word(id));
+    let values = if revision == 0 {
+        [1.0, 0.0]
+    } else {
+        [0.0, 1.0]
+    };
+    e.embedding = Embedding::new(values.to_vec()).ok();
+    e
+}
+
+fn word(id: EpisodeId) -> String {
+    format!("w{}", id.to_string().replace('-', ""))
+}
+
+/// What `reader` answers for `id`: its description by get, by a text search for its word
+/// and by the nearest to revision 0's vector (`None` where it is not found).
+async fn seen(reader: &dyn StorageBackend, id: EpisodeId) -> anyhow::Result<[Option<String>; 3]> {
+    let description = |found: Vec<Scored<Episode>>| {
+        found
+            .into_iter()
+            .find(|s| s.item.id == id)
+            .map(|s| s.item.description.clone())
+    };
+    // Searches first: a get's change check would otherwise do theirs.
+    let by_text = reader
+        .search_episodes(&EpisodeSearch::text(word(id), 1))
+        .await?;
+    let nearest = Embedding::new(vec![1.0, 0.0])?;
+    let by_vector = reader
+        .search_episodes(&EpisodeSearch::new(nearest, 1))
+        .await?;
+    let got = reader.get_episode(id).await?.map(|e| e.description.clone());
+    Ok([got, description(by_text), description(by_vector)])
+}
+
+/// `trials` times: writes revision 0 through `writer`, lets `reader` cache it (two rounds of
+/// a get, a text search and a similarity search), writes revision 1 through `writer`, waits
+/// three `interval`s and reads through `reader` again. Returns how many of those last rounds
+/// were stale (an answer holding revision 0, or a get or text search not finding it).
 pub async fn stale_reads(
     writer: &dyn StorageBackend,
     reader: &dyn StorageBackend,
@@ -32,19 +74,26 @@ pub async fn stale_reads(
     let mut stale = 0;
     for trial in 0..trials {
         let id = EpisodeId::new();
-        writer.store_episode(&revision(id, 0)).await?;
+        let first = searchable(id, 0);
+        writer.store_episode(&first).await?;
         tokio::time::sleep(interval * 3).await;
         for _ in 0..2 {
-            let seen = reader.get_episode(id).await?;
+            let all = seen(reader, id).await?;
             ensure!(
-                seen.is_some_and(|e| e.description == "revision 0"),
-                "trial {trial}: the first revision not seen"
+                all.iter()
+                    .all(|d| d.as_deref() == Some(first.description.as_str())),
+                "trial {trial}: the first revision not seen: {all:?}"
             );
         }
-        writer.store_episode(&revision(id, 1)).await?;
+        let second = searchable(id, 1);
+        writer.store_episode(&second).await?;
         tokio::time::sleep(interval * 3).await;
-        let seen = reader.get_episode(id).await?;
-        if seen.is_none_or(|e| e.description != "revision 1") {
+        let [got, by_text, by_vector] = seen(reader, id).await?;
+        let now = Some(second.description.as_str());
+        if got.as_deref() != now
+            || by_text.as_deref() != now
+            || by_vector.is_some_and(|d| d != second.description)
+        {
             stale += 1;
         }
     }
