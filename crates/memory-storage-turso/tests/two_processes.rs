@@ -1,7 +1,8 @@
 //! Two OS processes on one store: a cached reader in this process, a writer in a child
 //! process (this test binary run again as `child_writer`). A write the child acknowledged
 //! is seen by every read of the parent that starts one change-check interval later, and
-//! only what it wrote leaves the parent's caches (read from the change feed): on a shared
+//! only what it wrote leaves the parent's caches (read from the change feed; searches
+//! by text and by vector included): on a shared
 //! local database file, through two clients of one sqld, and on a replica of a primary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
@@ -15,7 +16,10 @@ use processes::config;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use memory_core::{Episode, EpisodeId, EpisodeQuery, StorageBackend, TaskContext, TaskType};
+use memory_core::search::{EpisodeSearch, Scored};
+use memory_core::{
+    Embedding, Episode, EpisodeId, EpisodeQuery, StorageBackend, TaskContext, TaskType,
+};
 use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -23,10 +27,21 @@ const TARGET_ENV: &str = "MEMORY_TWO_PROCESSES_TARGET";
 const EPISODE_ENV: &str = "MEMORY_TWO_PROCESSES_EPISODE";
 const INTERVAL: Duration = Duration::from_millis(100);
 
-fn episode(id: EpisodeId, description: &str) -> Episode {
+/// An episode of the shared domain, found by its description's words and by `vector`.
+fn episode(id: EpisodeId, description: &str, vector: [f32; 2]) -> Episode {
     let mut e = Episode::new(TaskType::Testing, description, TaskContext::new("shared"));
     e.id = id;
+    e.embedding = Some(Embedding::new(vector.to_vec()).unwrap());
     e
+}
+
+fn nearest(domain: &str) -> EpisodeSearch {
+    EpisodeSearch::new(Embedding::new(vec![1.0, 0.0]).unwrap(), 10)
+        .filter(EpisodeQuery::new().domain(domain))
+}
+
+fn descriptions(found: &[Scored<Episode>]) -> Vec<&str> {
+    found.iter().map(|s| s.item.description.as_str()).collect()
 }
 
 /// The second process: rewrites the episode it is given, adds one more to its domain,
@@ -37,9 +52,12 @@ async fn child_writer() {
     let target = std::env::var(TARGET_ENV).expect("run by the two-process tests only");
     let id: EpisodeId = std::env::var(EPISODE_ENV).unwrap().parse().unwrap();
     let store = TursoStorage::open(config(&target)).await.unwrap();
-    store.store_episode(&episode(id, "second")).await.unwrap();
     store
-        .store_episode(&episode(EpisodeId::new(), "child's own"))
+        .store_episode(&episode(id, "second", [0.0, 1.0]))
+        .await
+        .unwrap();
+    store
+        .store_episode(&episode(EpisodeId::new(), "child's own", [1.0, 1.0]))
         .await
         .unwrap();
     println!("MEMORY-CHILD-ACK");
@@ -60,7 +78,9 @@ async fn reader_sees_the_other_process(
     let store = TursoStorage::open(reader.cache(settings.clone())).await?;
     let cached = store.cached(&settings)?;
     let id = EpisodeId::new();
-    cached.store_episode(&episode(id, "first")).await?;
+    cached
+        .store_episode(&episode(id, "first", [1.0, 0.0]))
+        .await?;
     let untouched: Vec<Episode> = (0..UNTOUCHED)
         .map(|i| {
             let mut e = Episode::new(
@@ -69,6 +89,7 @@ async fn reader_sees_the_other_process(
                 TaskContext::new("other"),
             );
             e.id = EpisodeId::new();
+            e.embedding = Some(Embedding::new(vec![1.0, i as f32]).unwrap());
             e
         })
         .collect();
@@ -82,6 +103,13 @@ async fn reader_sees_the_other_process(
             cached.query_episodes(&other_domain).await?.items.len(),
             UNTOUCHED
         );
+        let first = cached
+            .search_episodes(&EpisodeSearch::text("first", 5))
+            .await?;
+        assert_eq!(descriptions(&first), ["first"]);
+        let near = cached.search_episodes(&nearest("shared")).await?;
+        assert_eq!(descriptions(&near), ["first"]);
+        assert_eq!(cached.search_episodes(&nearest("other")).await?.len(), 10);
     }
     for e in &untouched {
         assert!(cached.get_episode(e.id).await?.is_some());
@@ -122,6 +150,19 @@ async fn reader_sees_the_other_process(
         2,
         "the other process's new episode is in the query"
     );
+    let first = cached
+        .search_episodes(&EpisodeSearch::text("first", 5))
+        .await?;
+    assert!(
+        first.is_empty(),
+        "a text search sees the rewrite: {first:?}"
+    );
+    let near = cached.search_episodes(&nearest("shared")).await?;
+    assert_eq!(
+        descriptions(&near),
+        ["child's own", "second"],
+        "a similarity search sees both writes"
+    );
     // What the child did not touch is still cached: no flush, no miss.
     let mid = cached.stats();
     assert_eq!(
@@ -131,6 +172,7 @@ async fn reader_sees_the_other_process(
     for e in &untouched {
         assert!(cached.get_episode(e.id).await?.is_some());
     }
+    assert_eq!(cached.search_episodes(&nearest("other")).await?.len(), 10);
     let after = cached.stats();
     assert_eq!(after.foreign.flushes(), 0, "{after:?}");
     assert!(
@@ -149,15 +191,15 @@ async fn reader_sees_the_other_process(
     );
     assert_eq!(
         after.episode_queries.hits - mid.episode_queries.hits,
-        1,
-        "the other domain's page stays cached: {after:?}"
+        2,
+        "the other domain's page and similarity search stay cached: {after:?}"
     );
 
     // Its own writes are not taken for foreign ones.
     let foreign = after.foreign.writes;
     for i in 0..5 {
         cached
-            .store_episode(&episode(id, &format!("own {i}")))
+            .store_episode(&episode(id, &format!("own {i}"), [1.0, 0.0]))
             .await?;
         tokio::time::sleep(INTERVAL).await;
         assert_eq!(
@@ -220,7 +262,9 @@ fn revision_of(e: &Episode) -> usize {
 }
 
 fn revision(id: EpisodeId, revision: usize) -> Episode {
-    episode(id, &format!("revision {revision}"))
+    let mut e = episode(id, &format!("revision {revision}"), [1.0, 0.0]);
+    e.embedding = None;
+    e
 }
 
 /// The burst writer: rewrites the reader's own episodes in bursts (a few single writes or
