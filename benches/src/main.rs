@@ -322,6 +322,11 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     options.progress = !args.output.no_progress;
     options.heap_bytes = Some(heap_bytes);
     options.writer_exe = Some(std::env::current_exe().context("finding memory-bench itself")?);
+    options.search = Some(if args.quick {
+        memory_bench::search::SearchOptions::quick()
+    } else {
+        memory_bench::search::SearchOptions::dashboard()
+    });
     options.remote = match (&args.url, std::env::var(URL_ENV).ok()) {
         (Some(url), _) => Some(TursoConfig::from_vars(
             Some(url),

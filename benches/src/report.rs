@@ -230,7 +230,67 @@ pub fn rows(r: &RunResult) -> Vec<Row> {
             pass: None,
         },
     ]);
+    rows.extend(search_rows(r));
     rows
+}
+
+/// Similarity and text search: bars only on an enforced run (release, full size).
+fn search_rows(r: &RunResult) -> [Row; 2] {
+    const VECTOR: &str = "similarity search, top 10 (libSQL index)";
+    const VECTOR_BAR: &str = "p50 ≤ 5 ms, p99 ≤ 20 ms, recall@10 ≥ 0.95, unfiltered and one domain";
+    const TEXT: &str = "full-text search, 2 words, top 10";
+    const TEXT_BAR: &str = "p50 ≤ 5 ms, every match found";
+    let Some(s) = &r.search else {
+        let row = |metric, bar| Row {
+            metric,
+            plan: "—",
+            bar,
+            measured: "measured by `memory-bench run` on a local file only".to_string(),
+            pass: None,
+        };
+        return [row(VECTOR, VECTOR_BAR), row(TEXT, TEXT_BAR)];
+    };
+    let figures = |it: &mut dyn Iterator<Item = &crate::search::SearchFigures>, recall: bool| {
+        it.map(|f| {
+            let recall = if recall {
+                format!(", recall {:.3}", f.recall)
+            } else {
+                String::new()
+            };
+            format!(
+                "{}: p50 {:.2} ms, p99 {:.2} ms{recall}",
+                f.what, f.p50_ms, f.p99_ms
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+    };
+    let scale = format!("{} episodes × {} values", s.items, s.dimension);
+    let exact = s.exact().map_or(String::new(), |e| {
+        let unfiltered = s.index().next().map_or(f64::NAN, |i| i.p50_ms);
+        format!(
+            "; exact scan p50 {:.1} ms ({:.1}× the index, same run)",
+            e.p50_ms,
+            e.p50_ms / unfiltered
+        )
+    });
+    let enforced = |pass: bool| s.enforced.then_some(pass);
+    [
+        Row {
+            metric: VECTOR,
+            plan: "—",
+            bar: VECTOR_BAR,
+            measured: format!("{scale}: {}{exact}", figures(&mut s.index(), true)),
+            pass: enforced(s.index_passes()),
+        },
+        Row {
+            metric: TEXT,
+            plan: "—",
+            bar: TEXT_BAR,
+            measured: format!("{scale}: {}", figures(&mut s.text(), true)),
+            pass: enforced(s.text_passes()),
+        },
+    ]
 }
 
 fn verdict(pass: Option<bool>) -> &'static str {
@@ -299,6 +359,7 @@ pub fn all_pass(r: &RunResult) -> bool {
 mod tests {
     use super::*;
     use crate::run::{Latency, RawComparison};
+    use crate::search::{SearchFigures, SearchReport};
 
     fn result() -> RunResult {
         let latency = Latency {
@@ -341,6 +402,36 @@ mod tests {
             hit_ratio_curve: Vec::new(),
             episode_budget_share: 0.0,
             beside_writer: Some((phase(0, 1.0), phase(20, 0.995))),
+            search: Some(search()),
+        }
+    }
+
+    fn figures(what: &str, p50_ms: f64, p99_ms: f64, recall: f64) -> SearchFigures {
+        SearchFigures {
+            what: what.into(),
+            p50_ms,
+            p99_ms,
+            recall,
+            searches: 100,
+        }
+    }
+
+    fn search() -> SearchReport {
+        SearchReport {
+            items: 10_000,
+            dimension: 384,
+            batch_with_ms: 200.0,
+            batch_without_ms: 30.0,
+            bytes_per_vector: 7_000.0,
+            searches: vec![
+                figures("index unfiltered", 4.0, 15.0, 0.96),
+                figures("index one domain (1/3)", 4.5, 19.0, 0.95),
+                figures("text, 2 words, unfiltered", 1.0, 50.0, 1.0),
+                figures("text, 2 words, one domain (1/3)", 1.0, 60.0, 1.0),
+                figures("exact unfiltered", 40.0, 50.0, 1.0),
+            ],
+            sqld: None,
+            enforced: true,
         }
     }
 
@@ -389,12 +480,44 @@ mod tests {
             "1.1 points below alone"
         );
         assert!(!fails(|r| r.beside_writer = None), "not measured: no bar");
+        assert!(fails(
+            |r| r.search.as_mut().unwrap().searches[1].recall = 0.949
+        ));
+        assert!(fails(
+            |r| r.search.as_mut().unwrap().searches[0].p50_ms = 5.01
+        ));
+        assert!(fails(
+            |r| r.search.as_mut().unwrap().searches[1].p99_ms = 20.5
+        ));
+        assert!(fails(
+            |r| r.search.as_mut().unwrap().searches[3].p50_ms = 5.5
+        ));
+        assert!(fails(
+            |r| r.search.as_mut().unwrap().searches[2].recall = 0.99
+        ));
+        assert!(
+            !fails(|r| r.search.as_mut().unwrap().searches[2].p99_ms = 500.0),
+            "text p99 has no bar"
+        );
+        assert!(
+            !fails(|r| {
+                let s = r.search.as_mut().unwrap();
+                s.enforced = false;
+                s.searches[0].recall = 0.5;
+            }),
+            "a quick run reports only"
+        );
+        assert!(!fails(|r| r.search = None), "not measured: no bar");
     }
 
     #[test]
     fn markdown_has_a_row_per_metric() {
         let text = markdown(&result());
-        assert_eq!(text.matches("| PASS |").count(), 6, "{text}");
+        assert_eq!(text.matches("| PASS |").count(), 8, "{text}");
+        assert!(
+            text.contains("exact scan p50 40.0 ms (10.0× the index, same run)"),
+            "{text}"
+        );
         assert!(text.contains("| episode hit rate, agent sessions | 85–90 % | ≥ 85 % |"));
         assert!(text.contains("cached get, change check on"));
         assert!(text.contains("hit rate beside another process writing 20/s"));

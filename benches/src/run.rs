@@ -45,6 +45,8 @@ pub struct RunOptions {
     /// The `memory-bench` executable, to run another writer process beside a reader for
     /// the hit-ratio row (local runs of the binary only; see [`crate::feed`]).
     pub writer_exe: Option<std::path::PathBuf>,
+    /// The retrieval rows' measurement (local runs only; `None`: not measured).
+    pub search: Option<crate::search::SearchOptions>,
 }
 
 /// The other writer's rate and the phases' length in the dashboard's row.
@@ -65,6 +67,7 @@ impl RunOptions {
             extra_shapes: false,
             heap_bytes: None,
             writer_exe: None,
+            search: None,
         }
     }
 
@@ -168,6 +171,9 @@ pub struct RunResult {
     /// [`BESIDE_WRITER_RATE`] per second (local runs of the binary only).
     #[serde(default)]
     pub beside_writer: Option<(crate::feed::RatePhase, crate::feed::RatePhase)>,
+    /// Similarity and text search on a local file of their own ([`crate::search`]).
+    #[serde(default)]
+    pub search: Option<crate::search::SearchReport>,
 }
 
 /// The store beside hand-written raw libsql doing the same work in the same run, on a
@@ -515,6 +521,15 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let hit_ratio_curve =
         curves::hit_ratio_curves(&events, warm_events, overhead, &shares, &read_backs);
     curving.finish_and_clear();
+    let search = match (&options.search, &options.remote) {
+        (Some(search), None) => {
+            let measuring = bar(options.progress, 1, "retrieval");
+            let report = crate::search::search(search).await?;
+            measuring.finish_and_clear();
+            Some(report)
+        }
+        _ => None,
+    };
     let statements = store.statement_stats();
     let lookups = |s: &CachedStorageStats| {
         s.episodes.hits + s.episodes.misses + s.episode_queries.hits + s.episode_queries.misses
@@ -571,6 +586,7 @@ pub async fn standard_run(options: &RunOptions) -> anyhow::Result<RunResult> {
         hit_ratio_curve,
         episode_budget_share,
         beside_writer,
+        search,
     })
 }
 

@@ -15,6 +15,7 @@ use memory_core::testing::typical::typical_episode;
 use memory_core::{Episode, StorageBackend};
 use memory_storage_turso::{TursoConfig, TursoStorage};
 
+#[allow(unused_imports)] // not every bench that shares this module compares with raw libsql
 pub use memory_bench::raw::Raw;
 
 /// A single-threaded runtime: the benchmarks measure one caller's latency, and a

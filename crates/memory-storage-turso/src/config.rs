@@ -361,7 +361,8 @@ impl TursoConfig {
         self
     }
 
-    /// Sets a replica's periodic sync (ignored by other locations).
+    /// Sets a replica's periodic sync (ignored by other locations). A cached store does not
+    /// need it to notice other writers: each of its change checks syncs the replica first.
     pub fn sync_interval(mut self, interval: Duration) -> Self {
         if let Location::Replica { sync_interval, .. } = &mut self.location {
             *sync_interval = Some(interval);

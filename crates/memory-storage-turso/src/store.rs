@@ -428,6 +428,20 @@ impl TursoStorage {
             .with_change_signal(signal))
     }
 
+    /// On an embedded replica, a change check's sync: within the configured cache's check
+    /// interval, failures logged (the check then reads what the replica holds).
+    async fn sync_for_check(&self) {
+        if !self.inner.replica {
+            return;
+        }
+        let limit = self.inner.config.cache.change_check_interval;
+        match tokio::time::timeout(limit, self.sync()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "change check: the replica did not sync"),
+            Err(_) => tracing::debug!(?limit, "change check: the replica's sync timed out"),
+        }
+    }
+
     /// Pulls the primary's latest changes into an embedded replica (other locations:
     /// nothing to do).
     pub async fn sync(&self) -> Result<()> {
@@ -1656,17 +1670,22 @@ impl StorageBackend for TursoStorage {
 
 /// The store generation is the change position: every write transaction of any client
 /// advances it by one, and each write reports its generation to the cache that made it
-/// (`memory_core::change::report_write`). On an embedded replica the position is read from
-/// the replica, so other writers are noticed once the replica has synced them.
+/// (`memory_core::change::report_write`). On an embedded replica a check first syncs the
+/// replica (within the configured cache's change-check interval), so that its position is
+/// the primary's as of the check and the staleness bound stays the check interval; a
+/// primary that does not answer in time leaves the replica's own position (what it holds is
+/// all a replica can serve then).
 #[async_trait]
 impl ChangeSignal for TursoStorage {
     async fn change_position(&self) -> Result<u64> {
+        self.sync_for_check().await;
         self.generation().await
     }
 
     /// Read from the `change_feed` table the writes' trigger fills (see the schema): one
     /// statement, so one round trip remotely.
     async fn changes_since(&self, position: u64) -> Result<ChangesSince> {
+        self.sync_for_check().await;
         self.read_changes_since(position).await
     }
 

@@ -35,8 +35,8 @@ fn episode(id: EpisodeId, description: &str, vector: [f32; 2]) -> Episode {
     e
 }
 
-fn nearest(domain: &str) -> EpisodeSearch {
-    EpisodeSearch::new(Embedding::new(vec![1.0, 0.0]).unwrap(), 10)
+fn nearest(domain: &str, k: usize) -> EpisodeSearch {
+    EpisodeSearch::new(Embedding::new(vec![1.0, 0.0]).unwrap(), k)
         .filter(EpisodeQuery::new().domain(domain))
 }
 
@@ -68,7 +68,7 @@ const UNTOUCHED: usize = 20;
 
 /// The reader: `reader` is its store (the file, a client of the server, or a replica of
 /// it); the child writes to `target`. `bound` is how long after the child's acknowledgement
-/// every read must see the writes (the check interval, plus a replica's sync interval).
+/// every read must see the writes (the check interval).
 async fn reader_sees_the_other_process(
     reader: TursoConfig,
     target: String,
@@ -95,21 +95,22 @@ async fn reader_sees_the_other_process(
         .collect();
     cached.store_episodes(&untouched).await?;
     let by_domain = EpisodeQuery::new().domain("shared");
-    let other_domain = EpisodeQuery::new().domain("other");
+    // Small answers of the other domain: what a cached answer depends on hashes into 4,096
+    // generation stripes, and each item it holds is a chance to share one with the child's
+    // writes (a spurious miss, allowed; with 20 items in the page about 2 % of runs missed).
+    let other_domain = EpisodeQuery::new().domain("other").limit(2);
+    let other_nearest = nearest("other", 2);
     for _ in 0..3 {
         assert_eq!(cached.get_episode(id).await?.unwrap().description, "first");
         assert_eq!(cached.query_episodes(&by_domain).await?.items.len(), 1);
-        assert_eq!(
-            cached.query_episodes(&other_domain).await?.items.len(),
-            UNTOUCHED
-        );
+        assert_eq!(cached.query_episodes(&other_domain).await?.items.len(), 2);
         let first = cached
             .search_episodes(&EpisodeSearch::text("first", 5))
             .await?;
         assert_eq!(descriptions(&first), ["first"]);
-        let near = cached.search_episodes(&nearest("shared")).await?;
+        let near = cached.search_episodes(&nearest("shared", 10)).await?;
         assert_eq!(descriptions(&near), ["first"]);
-        assert_eq!(cached.search_episodes(&nearest("other")).await?.len(), 10);
+        assert_eq!(cached.search_episodes(&other_nearest).await?.len(), 2);
     }
     for e in &untouched {
         assert!(cached.get_episode(e.id).await?.is_some());
@@ -157,7 +158,7 @@ async fn reader_sees_the_other_process(
         first.is_empty(),
         "a text search sees the rewrite: {first:?}"
     );
-    let near = cached.search_episodes(&nearest("shared")).await?;
+    let near = cached.search_episodes(&nearest("shared", 10)).await?;
     assert_eq!(
         descriptions(&near),
         ["child's own", "second"],
@@ -165,14 +166,11 @@ async fn reader_sees_the_other_process(
     );
     // What the child did not touch is still cached: no flush, no miss.
     let mid = cached.stats();
-    assert_eq!(
-        cached.query_episodes(&other_domain).await?.items.len(),
-        UNTOUCHED
-    );
+    assert_eq!(cached.query_episodes(&other_domain).await?.items.len(), 2);
     for e in &untouched {
         assert!(cached.get_episode(e.id).await?.is_some());
     }
-    assert_eq!(cached.search_episodes(&nearest("other")).await?.len(), 10);
+    assert_eq!(cached.search_episodes(&other_nearest).await?.len(), 2);
     let after = cached.stats();
     assert_eq!(after.foreign.flushes(), 0, "{after:?}");
     assert!(
@@ -231,16 +229,14 @@ async fn a_write_by_another_client_of_the_server_is_seen_within_the_interval() -
     reader_sees_the_other_process(config(&server.url()), server.url(), INTERVAL).await
 }
 
-/// A replica syncing every `SYNC` sees a write to its primary within the sync interval plus
-/// the check interval.
+/// A replica that never syncs by itself (no sync interval) sees a write to its primary
+/// within the check interval: each change check syncs it first.
 #[tokio::test]
 async fn a_write_to_the_primary_reaches_a_replica_reader_through_the_feed() -> anyhow::Result<()> {
-    const SYNC: Duration = Duration::from_millis(50);
     let server = support::Sqld::start_primary().await?;
     let dir = tempfile::tempdir()?;
-    let replica =
-        TursoConfig::replica(dir.path().join("replica.db"), server.url(), None).sync_interval(SYNC);
-    reader_sees_the_other_process(replica, server.url(), INTERVAL + SYNC).await
+    let replica = TursoConfig::replica(dir.path().join("replica.db"), server.url(), None);
+    reader_sees_the_other_process(replica, server.url(), INTERVAL).await
 }
 
 const IDS_ENV: &str = "MEMORY_TWO_PROCESSES_IDS";
@@ -443,5 +439,6 @@ async fn bursts_of_writes_to_the_primary_reach_a_replica_reader_within_the_bound
     let dir = tempfile::tempdir()?;
     let replica =
         TursoConfig::replica(dir.path().join("replica.db"), server.url(), None).sync_interval(SYNC);
-    no_read_is_staler_than_the_bound(replica, server.url(), INTERVAL + SYNC).await
+    // The replica's own syncs run beside the checks' and do not widen the bound.
+    no_read_is_staler_than_the_bound(replica, server.url(), INTERVAL).await
 }
