@@ -1,6 +1,7 @@
 //! `batch_operations`: inserting 1,000 typical episodes in one call, through
 //! [`TursoStorage::store_episodes`] (one transaction of multi-row statements) and through a
-//! raw-libsql loader (one transaction, a reused prepared single-row insert per table), into
+//! raw-libsql loader (one transaction, a reused prepared single-row insert per table, the
+//! same full-text index; and once more without that index, to show its cost), into
 //! an empty database each time, on the local file and on a real sqld over loopback, in the
 //! same run. Throughput is in episodes per second.
 //!
@@ -64,6 +65,14 @@ fn insert_pair(
     group.bench_function("raw_prepared", |b| {
         b.iter_custom(|iters| {
             empty_then_time(rt, raw, iters, async || raw.insert_episodes(batch).await)
+        })
+    });
+    // What the full-text index costs: the same loader without it.
+    group.bench_function("raw_prepared_without_text", |b| {
+        b.iter_custom(|iters| {
+            empty_then_time(rt, raw, iters, async || {
+                raw.insert_episodes_with(batch, false).await
+            })
         })
     });
     group.finish();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use libsql::{Connection, Database, Statement, Value};
+use memory_core::text::Searchable;
 use memory_core::{Episode, EpisodeId};
 use memory_storage_turso::TursoConfig;
 use memory_storage_turso::testing::{decode_payload, encode_payload};
@@ -68,8 +69,19 @@ impl Raw {
     }
 
     /// Inserts `episodes` as a hand-written loader would: one transaction, one prepared
-    /// single-row insert per table, reused for every row.
+    /// single-row insert per table, reused for every row, and the episodes' words in the
+    /// full-text index (what the store writes too).
     pub async fn insert_episodes(&self, episodes: &[Episode]) -> anyhow::Result<()> {
+        self.insert_episodes_with(episodes, true).await
+    }
+
+    /// [`insert_episodes`](Self::insert_episodes) leaving the full-text index out when
+    /// `text` is false: what the index costs, measured beside it.
+    pub async fn insert_episodes_with(
+        &self,
+        episodes: &[Episode],
+        text: bool,
+    ) -> anyhow::Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(libsql::TransactionBehavior::Immediate)
@@ -85,6 +97,19 @@ impl Raw {
             .await?;
         let meta = tx
             .prepare("INSERT INTO episode_metadata (key, value, episode_id) VALUES (?, ?, ?)")
+            .await?;
+        // The same full-text index the store keeps: a key per item, its words in FTS5.
+        let text_key = tx
+            .prepare(
+                "INSERT INTO episode_text_keys (item_id) VALUES (?) \
+                 ON CONFLICT (item_id) DO NOTHING",
+            )
+            .await?;
+        let words = tx
+            .prepare(
+                "INSERT OR REPLACE INTO episode_text (rowid, body) \
+                 SELECT key, ? FROM episode_text_keys WHERE item_id = ?",
+            )
             .await?;
         for episode in episodes {
             let (encoding, payload) = encode_payload(episode, &self.config)?;
@@ -103,6 +128,14 @@ impl Raw {
                 ])
                 .await?;
             insert.reset();
+            if text {
+                text_key.execute(vec![id.clone()]).await?;
+                text_key.reset();
+                words
+                    .execute(vec![Value::Text(episode.indexed_text()), id.clone()])
+                    .await?;
+                words.reset();
+            }
             for t in &episode.tags {
                 tag.execute(vec![Value::Text(t.clone()), id.clone()])
                     .await?;

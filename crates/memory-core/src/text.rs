@@ -57,6 +57,27 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// [`words`] joined by single spaces, lower-cased in place where a word is ASCII (a word
+/// with other letters is lower-cased as `str::to_lowercase` does, which a final sigma
+/// needs).
+pub fn joined_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if word.is_ascii() {
+            out.extend(word.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            out.push_str(&word.to_lowercase());
+        }
+    }
+    out
+}
+
 /// The words of a text query; `InvalidInput` (as a [`ValidationError`] on `text`) if it
 /// has none, more than [`MAX_QUERY_WORDS`], or more than [`MAX_TEXT_BYTES`] bytes.
 pub fn query_words(query: &str) -> Result<Vec<String>, ValidationError> {
@@ -100,9 +121,12 @@ pub trait Searchable {
         words(&text)
     }
 
-    /// The item's words joined by single spaces: what a full-text index stores.
+    /// The item's words joined by single spaces: what a full-text index stores (the same
+    /// as `words().join(" ")`, without a string per word).
     fn indexed_text(&self) -> String {
-        Searchable::words(self).join(" ")
+        let mut text = String::new();
+        self.write_text(&mut text);
+        joined_words(&text)
     }
 }
 
@@ -268,6 +292,27 @@ mod tests {
             description,
             TaskContext::new("web"),
         ))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn joined_words_are_the_words_joined(text in "(?s).{0,80}") {
+            proptest::prop_assert_eq!(joined_words(&text), words(&text).join(" "));
+        }
+    }
+
+    #[test]
+    fn joined_words_lower_case_as_words_do() {
+        for text in [
+            "ΟΔΟΣ Σ",
+            "Straße HTTP-Client's",
+            "ǅ İstanbul",
+            "",
+            "  ",
+            "a1 B2",
+        ] {
+            assert_eq!(joined_words(text), words(text).join(" "), "{text:?}");
+        }
     }
 
     #[test]
