@@ -48,6 +48,7 @@ pub mod limits;
 mod memory;
 mod pattern;
 mod query;
+pub mod retention;
 pub mod search;
 pub mod stats;
 mod storage;

@@ -182,6 +182,8 @@ macro_rules! conformance_tests {
             search_text_matches_the_reference => $crate::testing::checks::search::text_matches_the_reference,
             search_text_follows_writes => $crate::testing::checks::search::text_follows_writes,
             search_hybrid_fuses_both => $crate::testing::checks::search::hybrid_fuses_both,
+            retention_matches_the_reference => $crate::testing::checks::retention::matches_the_reference,
+            retention_invalid_policies => $crate::testing::checks::retention::invalid_policies,
         }
     };
 }

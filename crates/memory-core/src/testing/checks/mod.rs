@@ -8,6 +8,7 @@ use crate::error::{ErrorKind, Result};
 pub mod entity;
 pub mod episodes;
 pub mod patterns;
+pub mod retention;
 pub mod search;
 
 /// Fails unless `result` is an error of `kind`.

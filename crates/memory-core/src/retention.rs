@@ -1,0 +1,379 @@
+//! Retention: forgetting the episodes a policy says are no longer worth keeping, on any
+//! [`StorageBackend`], in small all-or-nothing chunks.
+//!
+//! A [`RetentionPolicy`] names up to three rules; an episode goes when it breaks **every**
+//! rule set (so rules narrow each other: "older than 30 days" with "keep the newest 100 per
+//! domain" removes old episodes but never a domain's newest 100):
+//!
+//! - `older_than`: it started more than this long before `now`;
+//! - `keep_newest_per_domain`: it is not among the newest `n` of its domain (newest by
+//!   `start_time`, then id, as queries order them);
+//! - `below_reward`: it has a reward and its total is below this (an unscored episode is
+//!   never below).
+//!
+//! [`prune`] reads the store newest first, page by page, and deletes what goes in chunks of
+//! [`PruneOptions::chunk`] ids, each one `delete_episodes` call (all-or-nothing; its tags,
+//! metadata, embedding and search entries go with it; caches drop it as for any delete).
+//! Before a chunk is deleted its episodes are read again and any that were deleted
+//! meanwhile, or rewritten so that they no longer break the age and reward rules, are left
+//! out. What remains a race: an episode rewritten between that read and the delete is
+//! deleted. A dry run deletes nothing and counts what would go.
+//!
+//! ```
+//! use std::time::Duration;
+//! use memory_core::retention::{PruneOptions, RetentionPolicy, prune};
+//! use memory_core::{Episode, InMemoryStorage, StorageBackend, TaskContext, TaskType, Timestamp};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = InMemoryStorage::new();
+//! let now = Timestamp::now();
+//! for days in [1, 40, 90] {
+//!     let mut e = Episode::new(TaskType::Testing, format!("{days} days ago"), TaskContext::new("cli"));
+//!     e.start_time = now.plus_micros(-days * 86_400_000_000);
+//!     store.store_episode(&e).await?;
+//! }
+//! let policy = RetentionPolicy::new().older_than(Duration::from_secs(30 * 86_400));
+//! let dry = prune(&store, &policy, now, PruneOptions::dry_run()).await?;
+//! assert_eq!((dry.selected, dry.removed), (2, 0));
+//! let done = prune(&store, &policy, now, PruneOptions::default()).await?;
+//! assert_eq!(done.removed, 2);
+//! assert_eq!(store.count_episodes().await?, 1);
+//! # Ok::<(), memory_core::StorageError>(())
+//! # }).unwrap();
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::episode::Episode;
+use crate::error::{ErrorKind, Problem, Result, ValidationError};
+use crate::ids::EpisodeId;
+use crate::limits::{MAX_BATCH_ITEMS, MAX_QUERY_LIMIT};
+use crate::query::EpisodeQuery;
+use crate::storage::StorageBackend;
+use crate::time::Timestamp;
+
+/// Which episodes to forget: those that break every rule set (see the [module](self)).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RetentionPolicy {
+    /// Episodes that started more than this long before `now` go.
+    pub older_than: Option<Duration>,
+    /// Episodes beyond the newest `n` of their domain go.
+    pub keep_newest_per_domain: Option<usize>,
+    /// Scored episodes whose total reward is below this go.
+    pub below_reward: Option<f64>,
+}
+
+impl RetentionPolicy {
+    /// A policy with no rule yet (refused by [`prune`] until one is set).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the age rule.
+    pub fn older_than(mut self, age: Duration) -> Self {
+        self.older_than = Some(age);
+        self
+    }
+
+    /// Sets the per-domain rule.
+    pub fn keep_newest_per_domain(mut self, n: usize) -> Self {
+        self.keep_newest_per_domain = Some(n);
+        self
+    }
+
+    /// Sets the reward rule.
+    pub fn below_reward(mut self, reward: f64) -> Self {
+        self.below_reward = Some(reward);
+        self
+    }
+
+    /// `InvalidInput` for a policy with no rule (it would remove everything), a non-finite
+    /// reward, or an age beyond the representable time.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.older_than.is_none()
+            && self.keep_newest_per_domain.is_none()
+            && self.below_reward.is_none()
+        {
+            return Err(ValidationError::new(
+                "policy",
+                Problem::Invalid(
+                    "has no rule: set older_than, keep_newest_per_domain or below_reward".into(),
+                ),
+            ));
+        }
+        if let Some(r) = self.below_reward
+            && !r.is_finite()
+        {
+            return Err(ValidationError::new("below_reward", Problem::NotFinite(r)));
+        }
+        if let Some(age) = self.older_than
+            && i64::try_from(age.as_micros()).is_err()
+        {
+            return Err(ValidationError::new(
+                "older_than",
+                Problem::Invalid("is longer than the representable time".into()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The start time before which an episode breaks the age rule.
+    fn cutoff(&self, now: Timestamp) -> Option<Timestamp> {
+        self.older_than
+            .map(|age| now.plus_micros(-i64::try_from(age.as_micros()).unwrap_or(i64::MAX)))
+    }
+
+    /// Whether `episode` breaks the age and reward rules that are set.
+    fn breaks_item_rules(&self, episode: &Episode, cutoff: Option<Timestamp>) -> bool {
+        let old = cutoff.is_none_or(|c| episode.start_time < c);
+        let poor = self
+            .below_reward
+            .is_none_or(|r| episode.reward.as_ref().is_some_and(|s| s.total < r));
+        old && poor
+    }
+
+    /// Whether the episode of `rank` in its domain (0 the newest) breaks the domain rule.
+    fn breaks_rank_rule(&self, rank: usize) -> bool {
+        self.keep_newest_per_domain.is_none_or(|n| rank >= n)
+    }
+}
+
+/// The reference: the ids of `episodes` (any order) that `policy` removes at `now`.
+pub fn select(
+    policy: &RetentionPolicy,
+    episodes: &[Episode],
+    now: Timestamp,
+) -> BTreeSet<EpisodeId> {
+    let cutoff = policy.cutoff(now);
+    let mut sorted: Vec<&Episode> = episodes.iter().collect();
+    sorted.sort_by_key(|e| std::cmp::Reverse((e.start_time, e.id)));
+    let mut ranks: HashMap<&str, usize> = HashMap::new();
+    let mut out = BTreeSet::new();
+    for e in sorted {
+        let rank = ranks.entry(e.context.domain.as_str()).or_insert(0);
+        if policy.breaks_rank_rule(*rank) && policy.breaks_item_rules(e, cutoff) {
+            out.insert(e.id);
+        }
+        *rank += 1;
+    }
+    out
+}
+
+/// How [`prune`] runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PruneOptions {
+    /// Count what would go, delete nothing.
+    pub dry_run: bool,
+    /// Episodes per delete (1 to [`MAX_BATCH_ITEMS`]): each chunk is one transaction, so
+    /// this bounds how long a prune holds the store's write lock at a time.
+    pub chunk: usize,
+}
+
+impl Default for PruneOptions {
+    /// Deletes, 100 episodes per chunk.
+    fn default() -> Self {
+        PruneOptions {
+            dry_run: false,
+            chunk: 100,
+        }
+    }
+}
+
+impl PruneOptions {
+    /// A dry run.
+    pub fn dry_run() -> Self {
+        PruneOptions {
+            dry_run: true,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the chunk size.
+    pub fn chunk(mut self, chunk: usize) -> Self {
+        self.chunk = chunk;
+        self
+    }
+}
+
+/// What a [`prune`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Episodes read.
+    pub examined: u64,
+    /// Episodes the policy selected when read.
+    pub selected: u64,
+    /// Episodes deleted (0 on a dry run; fewer than `selected` when some were deleted or
+    /// changed by someone else before their chunk).
+    pub removed: u64,
+    /// Delete calls made.
+    pub chunks: u64,
+    /// The longest delete call.
+    pub longest_chunk: Duration,
+}
+
+/// How often a chunk is read again and retried when its delete finds an episode gone.
+const CHUNK_ATTEMPTS: usize = 3;
+
+/// Applies `policy` to `store` at `now` (see the [module](self)).
+pub async fn prune(
+    store: &dyn StorageBackend,
+    policy: &RetentionPolicy,
+    now: Timestamp,
+    options: PruneOptions,
+) -> Result<PruneReport> {
+    policy.validate()?;
+    if !(1..=MAX_BATCH_ITEMS).contains(&options.chunk) {
+        return Err(ValidationError::new(
+            "chunk",
+            Problem::OutOfRange {
+                min: 1.0,
+                max: MAX_BATCH_ITEMS as f64,
+                actual: options.chunk as f64,
+            },
+        )
+        .into());
+    }
+    let cutoff = policy.cutoff(now);
+    let mut query = EpisodeQuery::new().limit(MAX_QUERY_LIMIT);
+    // Without the domain rule only episodes before the cutoff can go: read no others.
+    if let (None, Some(c)) = (policy.keep_newest_per_domain, cutoff) {
+        query = query.until(c);
+    }
+    let mut report = PruneReport::default();
+    let mut ranks: HashMap<String, usize> = HashMap::new();
+    let mut pending: Vec<EpisodeId> = Vec::with_capacity(options.chunk);
+    loop {
+        let page = store.query_episodes(&query).await?;
+        for e in &page.items {
+            report.examined += 1;
+            let rank = ranks.entry(e.context.domain.clone()).or_insert(0);
+            if policy.breaks_rank_rule(*rank) && policy.breaks_item_rules(e, cutoff) {
+                report.selected += 1;
+                if !options.dry_run {
+                    pending.push(e.id);
+                }
+            }
+            *rank += 1;
+            if pending.len() >= options.chunk {
+                delete_chunk(store, policy, cutoff, &mut pending, &mut report).await?;
+            }
+        }
+        match page.next_cursor {
+            Some(cursor) => query = query.after(cursor),
+            None => break,
+        }
+    }
+    if !pending.is_empty() {
+        delete_chunk(store, policy, cutoff, &mut pending, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// Deletes what of `pending` is still there and still breaks the age and reward rules.
+async fn delete_chunk(
+    store: &dyn StorageBackend,
+    policy: &RetentionPolicy,
+    cutoff: Option<Timestamp>,
+    pending: &mut Vec<EpisodeId>,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = store.get_episodes(pending).await?;
+        let ids: Vec<EpisodeId> = current
+            .iter()
+            .flatten()
+            .filter(|e| policy.breaks_item_rules(e, cutoff))
+            .map(|e| e.id)
+            .collect();
+        if ids.is_empty() {
+            break;
+        }
+        let started = Instant::now();
+        let result = store.delete_episodes(&ids).await;
+        report.chunks += 1;
+        report.longest_chunk = report.longest_chunk.max(started.elapsed());
+        match result {
+            Ok(()) => {
+                report.removed += ids.len() as u64;
+                break;
+            }
+            // Someone else deleted one in between: read the chunk again.
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt < CHUNK_ATTEMPTS => {}
+            Err(e) => return Err(e),
+        }
+    }
+    pending.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RewardScore, TaskContext, TaskType};
+
+    fn episode(domain: &str, age_days: i64, reward: Option<f64>, now: Timestamp) -> Episode {
+        let mut e = Episode::new(TaskType::Testing, "x", TaskContext::new(domain));
+        e.start_time = now.plus_micros(-age_days * 86_400_000_000);
+        e.reward = reward.map(|total| RewardScore {
+            total,
+            base: total,
+            efficiency: 1.0,
+            complexity_bonus: 0.0,
+            quality_multiplier: 1.0,
+            learning_bonus: 0.0,
+        });
+        e
+    }
+
+    #[test]
+    fn rules_narrow_each_other() {
+        let now = Timestamp::now();
+        let all = vec![
+            episode("a", 1, Some(0.9), now),
+            episode("a", 10, Some(0.1), now),
+            episode("a", 20, None, now),
+            episode("b", 30, Some(0.1), now),
+        ];
+        let ids = |picked: &[usize]| picked.iter().map(|&i| all[i].id).collect::<BTreeSet<_>>();
+        let week = Duration::from_secs(7 * 86_400);
+        let old = RetentionPolicy::new().older_than(week);
+        assert_eq!(select(&old, &all, now), ids(&[1, 2, 3]));
+        let poor = RetentionPolicy::new().below_reward(0.5);
+        assert_eq!(
+            select(&poor, &all, now),
+            ids(&[1, 3]),
+            "unscored is never below"
+        );
+        let capped = RetentionPolicy::new().keep_newest_per_domain(1);
+        assert_eq!(select(&capped, &all, now), ids(&[1, 2]));
+        let both = old.clone().keep_newest_per_domain(2);
+        assert_eq!(select(&both, &all, now), ids(&[2]));
+        assert_eq!(select(&both.below_reward(0.5), &all, now), ids(&[]));
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        assert!(RetentionPolicy::new().validate().is_err(), "no rule");
+        assert!(
+            RetentionPolicy::new()
+                .below_reward(f64::NAN)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            RetentionPolicy::new()
+                .older_than(Duration::MAX)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            RetentionPolicy::new()
+                .keep_newest_per_domain(0)
+                .validate()
+                .is_ok()
+        );
+    }
+}
