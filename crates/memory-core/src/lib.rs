@@ -76,4 +76,4 @@ pub use pattern::{Effectiveness, OutcomeStats, Pattern, PatternData, PatternKind
 pub use query::{BadCursor, EpisodeCursor, EpisodePage, EpisodeQuery, PatternQuery};
 pub use storage::StorageBackend;
 pub use time::Timestamp;
-pub use validate::{validate_batch, validate_ids};
+pub use validate::{validate_batch, validate_ids, validate_list_limit};

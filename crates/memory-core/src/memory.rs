@@ -183,6 +183,18 @@ impl InMemoryStorage {
         Ok(ids.iter().map(|id| rows.get(id).cloned()).collect())
     }
 
+    fn list_after<E: Stored>(&self, after: Option<E::Id>, limit: usize) -> Result<Vec<Arc<E>>> {
+        crate::validate_list_limit(limit)?;
+        let tables = self.tables.read();
+        let rows = E::rows(&tables);
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(rows
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(_, item)| Arc::clone(item))
+            .collect())
+    }
+
     fn delete_many<E: Stored>(&self, ids: &[E::Id]) -> Result<()> {
         validate_ids(ids, true)?;
         let mut tables = self.tables.write();
@@ -293,6 +305,20 @@ impl StorageBackend for InMemoryStorage {
     }
     async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()> {
         self.delete_many::<Pattern>(ids)
+    }
+    async fn list_patterns(
+        &self,
+        after: Option<PatternId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Pattern>>> {
+        self.list_after(after, limit)
+    }
+    async fn list_heuristics(
+        &self,
+        after: Option<HeuristicId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Heuristic>>> {
+        self.list_after(after, limit)
     }
 
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {

@@ -84,6 +84,14 @@ pub trait StorageBackend: Send + Sync {
     async fn delete_patterns(&self, ids: &[PatternId]) -> Result<()>;
     /// The patterns matching `query`, most successful first.
     async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>>;
+    /// Up to `limit` (1 to [`MAX_QUERY_LIMIT`](crate::limits::MAX_QUERY_LIMIT)) patterns
+    /// with ids above `after` (from the first with `None`), by ascending id: every stored
+    /// pattern, page by page, for export and scans. A limit out of range is `InvalidInput`.
+    async fn list_patterns(
+        &self,
+        after: Option<PatternId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Pattern>>>;
     /// How many patterns are stored.
     async fn count_patterns(&self) -> Result<u64>;
 
@@ -99,6 +107,13 @@ pub trait StorageBackend: Send + Sync {
     async fn get_heuristics(&self, ids: &[HeuristicId]) -> Result<Vec<Option<Arc<Heuristic>>>>;
     /// Deletes every one of these heuristics, or none.
     async fn delete_heuristics(&self, ids: &[HeuristicId]) -> Result<()>;
+    /// Up to `limit` heuristics with ids above `after`, by ascending id (as
+    /// [`list_patterns`](Self::list_patterns)).
+    async fn list_heuristics(
+        &self,
+        after: Option<HeuristicId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Heuristic>>>;
     /// How many heuristics are stored.
     async fn count_heuristics(&self) -> Result<u64>;
 
@@ -153,6 +168,7 @@ macro_rules! with_storage_methods {
             delete_patterns(ids: &[PatternId]) -> ();
             query_patterns(query: &PatternQuery) -> Vec<Arc<Pattern>>;
             count_patterns() -> u64;
+            list_patterns(after: Option<PatternId>, limit: usize) -> Vec<Arc<Pattern>>;
             store_heuristic(heuristic: &Heuristic) -> ();
             get_heuristic(id: HeuristicId) -> Option<Arc<Heuristic>>;
             delete_heuristic(id: HeuristicId) -> ();
@@ -160,6 +176,7 @@ macro_rules! with_storage_methods {
             get_heuristics(ids: &[HeuristicId]) -> Vec<Option<Arc<Heuristic>>>;
             delete_heuristics(ids: &[HeuristicId]) -> ();
             count_heuristics() -> u64;
+            list_heuristics(after: Option<HeuristicId>, limit: usize) -> Vec<Arc<Heuristic>>;
             search_episodes(search: &EpisodeSearch) -> Vec<Scored<Episode>>;
             search_patterns(search: &PatternSearch) -> Vec<Scored<Pattern>>;
         }

@@ -152,6 +152,29 @@ pub fn validate_batch<E: Entity>(items: &[E]) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Checks the `limit` of a listing (`list_patterns`, `list_heuristics`): 1 to
+/// [`MAX_QUERY_LIMIT`](crate::limits::MAX_QUERY_LIMIT).
+///
+/// ```
+/// assert!(memory_core::validate_list_limit(100).is_ok());
+/// assert!(memory_core::validate_list_limit(0).is_err());
+/// ```
+pub fn validate_list_limit(limit: usize) -> Result<(), StorageError> {
+    let max = crate::limits::MAX_QUERY_LIMIT;
+    if limit == 0 || limit > max {
+        return Err(ValidationError::new(
+            "limit",
+            Problem::OutOfRange {
+                min: 1.0,
+                max: max as f64,
+                actual: limit as f64,
+            },
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Checks the ids of a batch read or delete: at most [`MAX_BATCH_ITEMS`]; with `unique`, no id
 /// twice (a delete naming an id twice is a caller bug, not a request).
 pub fn validate_ids<I: Hash + Eq + ToString>(ids: &[I], unique: bool) -> Result<(), StorageError> {

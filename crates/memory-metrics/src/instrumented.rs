@@ -18,7 +18,7 @@ use prometheus::{
 use crate::buckets;
 
 /// Every operation, in the order of [`OPERATIONS`].
-const OPERATION_COUNT: usize = 25;
+const OPERATION_COUNT: usize = 27;
 
 /// The `operation` label values.
 pub const OPERATIONS: [&str; OPERATION_COUNT] = [
@@ -47,6 +47,8 @@ pub const OPERATIONS: [&str; OPERATION_COUNT] = [
     "count_heuristics",
     "search_episodes",
     "search_patterns",
+    "list_patterns",
+    "list_heuristics",
 ];
 
 /// The error kinds, in outcome order after "ok".
@@ -292,4 +294,6 @@ instrumented! {
     22 count_heuristics() -> u64;
     23 search_episodes(search: &EpisodeSearch) -> Vec<Scored<Episode>>;
     24 search_patterns(search: &PatternSearch) -> Vec<Scored<Pattern>>;
+    25 list_patterns(after: Option<PatternId>, limit: usize) -> Vec<Arc<Pattern>>;
+    26 list_heuristics(after: Option<HeuristicId>, limit: usize) -> Vec<Arc<Heuristic>>;
 }

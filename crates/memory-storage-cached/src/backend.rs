@@ -232,6 +232,16 @@ impl<S: StorageBackend + 'static> StorageBackend for CachedStorage<S> {
         self.inner().count_patterns().await
     }
 
+    /// Not cached (a listing reads everything once): the store's answer, after the check.
+    async fn list_patterns(
+        &self,
+        after: Option<PatternId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Pattern>>> {
+        self.shared().fresh().await;
+        self.inner().list_patterns(after, limit).await
+    }
+
     /// Cached like a page: an answer by vector until a write that could enter it (its
     /// filter's domain, or any episode without one) or that changes or deletes an item in
     /// it; by text or both, until any episode write (BM25 weighs every item).
@@ -352,5 +362,15 @@ impl<S: StorageBackend + 'static> StorageBackend for CachedStorage<S> {
 
     async fn count_heuristics(&self) -> Result<u64> {
         self.inner().count_heuristics().await
+    }
+
+    /// Not cached, as for patterns.
+    async fn list_heuristics(
+        &self,
+        after: Option<HeuristicId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Heuristic>>> {
+        self.shared().fresh().await;
+        self.inner().list_heuristics(after, limit).await
     }
 }

@@ -216,6 +216,33 @@ impl RedbStorage {
             .collect()
     }
 
+    /// Up to `limit` items with ids above `after`, by ascending id (the table's key order).
+    fn list<E: Row>(&self, after: Option<E::Id>, limit: usize) -> Result<Vec<Arc<E>>> {
+        memory_core::validate_list_limit(limit)?;
+        contained(&self.path, "listing", || {
+            let txn = self.read()?;
+            let table = match txn.open_table(E::TABLE) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(db("opening a table", e)),
+            };
+            let after = after.map(|id| E::key(&id));
+            let from = after
+                .as_ref()
+                .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+            let mut out = Vec::with_capacity(limit.min(64));
+            for row in table
+                .range::<&[u8; 16]>((from, std::ops::Bound::Unbounded))
+                .map_err(|e| db("listing", e))?
+                .take(limit)
+            {
+                let (_, value) = row.map_err(|e| db("listing", e))?;
+                out.push(Arc::new(memory_core::codec::decode::<E>(value.value())?));
+            }
+            Ok(out)
+        })
+    }
+
     fn count<E: Row>(&self) -> Result<u64> {
         contained(&self.path, "counting", || self.count_unguarded::<E>())
     }
@@ -607,6 +634,20 @@ impl StorageBackend for RedbStorage {
     }
     async fn count_patterns(&self) -> Result<u64> {
         self.count::<Pattern>()
+    }
+    async fn list_patterns(
+        &self,
+        after: Option<PatternId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Pattern>>> {
+        self.list(after, limit)
+    }
+    async fn list_heuristics(
+        &self,
+        after: Option<HeuristicId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Heuristic>>> {
+        self.list(after, limit)
     }
 
     /// Exact: every episode the filter matches scored (by text: every episode read, for

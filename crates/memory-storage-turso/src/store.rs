@@ -856,6 +856,26 @@ impl TursoStorage {
         Ok(u64::try_from(count).unwrap_or_default())
     }
 
+    /// Up to `limit` items with ids above `after`, by ascending id (blobs compare as
+    /// bytes, which is the ids' order; with no `after`, above the empty blob: from the
+    /// first).
+    async fn list_items<E: Table>(
+        &self,
+        after: Option<E::Id>,
+        limit: usize,
+    ) -> Result<Vec<Arc<E>>> {
+        memory_core::validate_list_limit(limit)?;
+        let after = after.map_or_else(Vec::new, |id| E::id_bytes(id).to_vec());
+        let sql = query::Sql {
+            text: format!(
+                "SELECT id, encoding, payload FROM {} WHERE id > ? ORDER BY id LIMIT ?",
+                E::TABLE
+            ),
+            params: vec![Value::Blob(after), Value::Integer(limit as i64)],
+        };
+        self.select_items::<E>(&sql).await
+    }
+
     /// Decoded items of the rows `sql` selects (`id, encoding, payload`), in row order.
     async fn select_items<E: Table>(&self, sql: &Sql) -> Result<Vec<Arc<E>>> {
         let (text, params) = (sql.text.clone(), sql.params.clone());
@@ -1607,6 +1627,20 @@ impl StorageBackend for TursoStorage {
     }
     async fn count_patterns(&self) -> Result<u64> {
         self.count_items::<Pattern>().await
+    }
+    async fn list_patterns(
+        &self,
+        after: Option<PatternId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Pattern>>> {
+        self.list_items(after, limit).await
+    }
+    async fn list_heuristics(
+        &self,
+        after: Option<HeuristicId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Heuristic>>> {
+        self.list_items(after, limit).await
     }
 
     /// Exact for now: every episode the filter matches, read page by page and scored.

@@ -184,6 +184,8 @@ macro_rules! conformance_tests {
             search_hybrid_fuses_both => $crate::testing::checks::search::hybrid_fuses_both,
             retention_matches_the_reference => $crate::testing::checks::retention::matches_the_reference,
             retention_invalid_policies => $crate::testing::checks::retention::invalid_policies,
+            pattern_list_pages_through_everything => $crate::testing::checks::listing::patterns,
+            heuristic_list_pages_through_everything => $crate::testing::checks::listing::heuristics,
         }
     };
 }

@@ -7,6 +7,7 @@ use crate::error::{ErrorKind, Result};
 
 pub mod entity;
 pub mod episodes;
+pub mod listing;
 pub mod patterns;
 pub mod retention;
 pub mod search;
