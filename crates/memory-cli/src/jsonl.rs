@@ -1,0 +1,375 @@
+//! The export format: JSON Lines, one item per line with its kind and this format's
+//! version (`{"kind":"episode","format":1,"item":{...}}`), and the streaming export and
+//! batched import over it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use memory_core::limits::MAX_QUERY_LIMIT;
+use memory_core::{Entity, Episode, EpisodeQuery, Heuristic, Pattern, StorageBackend};
+use serde::{Deserialize, Serialize};
+
+/// The version every exported line carries; import refuses others.
+pub const FORMAT: u32 = 1;
+
+/// One exported line, read back.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// An episode.
+    Episode {
+        /// The line's format version.
+        format: u32,
+        /// The item.
+        item: Box<Episode>,
+    },
+    /// A pattern.
+    Pattern {
+        /// The line's format version.
+        format: u32,
+        /// The item.
+        item: Box<Pattern>,
+    },
+    /// A heuristic.
+    Heuristic {
+        /// The line's format version.
+        format: u32,
+        /// The item.
+        item: Box<Heuristic>,
+    },
+}
+
+/// One line being written (borrowing its item).
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Line<'a> {
+    Episode { format: u32, item: &'a Episode },
+    Pattern { format: u32, item: &'a Pattern },
+    Heuristic { format: u32, item: &'a Heuristic },
+}
+
+/// Which kinds an export holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kinds {
+    /// Episodes (those the export's episode filter matches).
+    pub episodes: bool,
+    /// Patterns.
+    pub patterns: bool,
+    /// Heuristics.
+    pub heuristics: bool,
+}
+
+impl Kinds {
+    /// Every kind.
+    pub const ALL: Kinds = Kinds {
+        episodes: true,
+        patterns: true,
+        heuristics: true,
+    };
+}
+
+/// Items written or read, per kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Episodes.
+    pub episodes: u64,
+    /// Patterns.
+    pub patterns: u64,
+    /// Heuristics.
+    pub heuristics: u64,
+}
+
+impl Counts {
+    /// All items.
+    pub fn total(&self) -> u64 {
+        self.episodes + self.patterns + self.heuristics
+    }
+}
+
+fn write_line(out: &mut impl Write, line: &Line<'_>) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Writes `kinds` of `store` to `out`: episodes matching `filter` newest first, then
+/// patterns and heuristics by id; one page in memory at a time. `tick` is called with the
+/// running total after each page.
+pub async fn export(
+    store: &dyn StorageBackend,
+    kinds: Kinds,
+    filter: &EpisodeQuery,
+    out: &mut impl Write,
+    mut tick: impl FnMut(u64),
+) -> anyhow::Result<Counts> {
+    let mut counts = Counts::default();
+    if kinds.episodes {
+        let mut query = filter.clone().limit(MAX_QUERY_LIMIT);
+        query.cursor = None;
+        loop {
+            let page = store.query_episodes(&query).await?;
+            for e in &page.items {
+                write_line(
+                    out,
+                    &Line::Episode {
+                        format: FORMAT,
+                        item: e,
+                    },
+                )?;
+            }
+            counts.episodes += page.items.len() as u64;
+            tick(counts.total());
+            match page.next_cursor {
+                Some(cursor) => query = query.after(cursor),
+                None => break,
+            }
+        }
+    }
+    if kinds.patterns {
+        let mut after = None;
+        loop {
+            let page = store.list_patterns(after, MAX_QUERY_LIMIT).await?;
+            for p in &page {
+                write_line(
+                    out,
+                    &Line::Pattern {
+                        format: FORMAT,
+                        item: p,
+                    },
+                )?;
+            }
+            counts.patterns += page.len() as u64;
+            tick(counts.total());
+            match page.last() {
+                Some(last) => after = Some(last.id),
+                None => break,
+            }
+        }
+    }
+    if kinds.heuristics {
+        let mut after = None;
+        loop {
+            let page = store.list_heuristics(after, MAX_QUERY_LIMIT).await?;
+            for h in &page {
+                write_line(
+                    out,
+                    &Line::Heuristic {
+                        format: FORMAT,
+                        item: h,
+                    },
+                )?;
+            }
+            counts.heuristics += page.len() as u64;
+            tick(counts.total());
+            match page.last() {
+                Some(last) => after = Some(last.id),
+                None => break,
+            }
+        }
+    }
+    out.flush()?;
+    Ok(counts)
+}
+
+/// A line import refused: nothing of its batch was written.
+#[derive(Debug)]
+pub struct BadLine {
+    /// The line's number, from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The first line of the batch it was in (everything before was written).
+    pub batch_start: usize,
+}
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}: {}; nothing from line {} on was written (rerun with --from-line {} once \
+             it is fixed)",
+            self.line, self.reason, self.batch_start, self.batch_start
+        )
+    }
+}
+
+impl std::error::Error for BadLine {}
+
+/// The items of one batch, the last line of an id winning (an import is a sequence of
+/// upserts).
+#[derive(Default)]
+struct Batch {
+    episodes: Keyed<Episode>,
+    patterns: Keyed<Pattern>,
+    heuristics: Keyed<Heuristic>,
+}
+
+struct Keyed<T: Entity> {
+    items: Vec<T>,
+    at: HashMap<T::Id, usize>,
+}
+
+impl<T: Entity> Default for Keyed<T> {
+    fn default() -> Self {
+        Keyed {
+            items: Vec::new(),
+            at: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Entity> Keyed<T> {
+    fn put(&mut self, item: T) {
+        match self.at.get(&item.id()) {
+            Some(&i) => self.items[i] = item,
+            None => {
+                self.at.insert(item.id(), self.items.len());
+                self.items.push(item);
+            }
+        }
+    }
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.episodes.items.len() + self.patterns.items.len() + self.heuristics.items.len()
+    }
+}
+
+/// Reads one line as a checked item.
+fn parse(text: &str, line: usize, batch_start: usize, batch: &mut Batch) -> Result<(), BadLine> {
+    let bad = |reason: String| BadLine {
+        line,
+        reason,
+        batch_start,
+    };
+    let record: Record = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let format = match &record {
+        Record::Episode { format, .. }
+        | Record::Pattern { format, .. }
+        | Record::Heuristic { format, .. } => *format,
+    };
+    if format != FORMAT {
+        return Err(bad(format!(
+            "format {format}: this build reads format {FORMAT}"
+        )));
+    }
+    let invalid = |e: memory_core::ValidationError| bad(e.to_string());
+    match record {
+        Record::Episode { item, .. } => {
+            item.validate().map_err(invalid)?;
+            batch.episodes.put(*item);
+        }
+        Record::Pattern { item, .. } => {
+            item.validate().map_err(invalid)?;
+            batch.patterns.put(*item);
+        }
+        Record::Heuristic { item, .. } => {
+            item.validate().map_err(invalid)?;
+            batch.heuristics.put(*item);
+        }
+    }
+    Ok(())
+}
+
+/// What an import did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Items written (an id on several lines counts once per batch it is in).
+    pub counts: Counts,
+    /// The last line read.
+    pub last_line: usize,
+}
+
+/// Reads `input` from line `from_line` (1 for all) and stores its items in batches of
+/// `batch_lines` lines: every line of a batch is read and checked before any of it is
+/// written, and each kind of a batch is one all-or-nothing batch write. Items are upserts,
+/// so importing a file twice changes nothing, and an interrupted import is finished by
+/// running it again (from the start, or from the line the error names). Blank lines are
+/// skipped.
+pub async fn import(
+    store: &dyn StorageBackend,
+    input: impl BufRead,
+    from_line: usize,
+    batch_lines: usize,
+    mut tick: impl FnMut(usize),
+) -> anyhow::Result<Imported> {
+    let mut done = Imported::default();
+    let mut batch = Batch::default();
+    let mut batch_start = from_line.max(1);
+    let mut in_batch = 0;
+    for (index, text) in input.lines().enumerate() {
+        let line = index + 1;
+        let text = text.map_err(|e| BadLine {
+            line,
+            reason: format!("cannot be read: {e}"),
+            batch_start,
+        })?;
+        done.last_line = line;
+        if line < from_line {
+            continue;
+        }
+        if in_batch == 0 {
+            batch_start = line;
+        }
+        if !text.trim().is_empty() {
+            parse(&text, line, batch_start, &mut batch)?;
+        }
+        in_batch += 1;
+        if in_batch >= batch_lines {
+            write(
+                store,
+                std::mem::take(&mut batch),
+                batch_start,
+                line,
+                &mut done,
+            )
+            .await?;
+            in_batch = 0;
+            tick(line);
+        }
+    }
+    if batch.len() > 0 {
+        write(store, batch, batch_start, done.last_line, &mut done).await?;
+    }
+    tick(done.last_line);
+    Ok(done)
+}
+
+async fn write(
+    store: &dyn StorageBackend,
+    batch: Batch,
+    first: usize,
+    last: usize,
+    done: &mut Imported,
+) -> anyhow::Result<()> {
+    let context = || {
+        format!(
+            "writing lines {first}-{last} (everything before line {first} was written: rerun \
+             with --from-line {first})"
+        )
+    };
+    use anyhow::Context;
+    if !batch.episodes.items.is_empty() {
+        store
+            .store_episodes(&batch.episodes.items)
+            .await
+            .with_context(context)?;
+        done.counts.episodes += batch.episodes.items.len() as u64;
+    }
+    if !batch.patterns.items.is_empty() {
+        store
+            .store_patterns(&batch.patterns.items)
+            .await
+            .with_context(context)?;
+        done.counts.patterns += batch.patterns.items.len() as u64;
+    }
+    if !batch.heuristics.items.is_empty() {
+        store
+            .store_heuristics(&batch.heuristics.items)
+            .await
+            .with_context(context)?;
+        done.counts.heuristics += batch.heuristics.items.len() as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! `memory`: look inside an episodic-memory store, export and import it, forget by policy.
+//! Exit status: 0 done; 1 the store or a file failed; 2 bad input (a usage error, a
+//! malformed import line, an invalid policy).
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use memory_cli::jsonl::{self, BadLine, Kinds};
+use memory_cli::location::Location;
+use memory_core::retention::{self, PruneOptions, RetentionPolicy};
+use memory_core::{
+    EpisodeId, EpisodeQuery, HeuristicId, OutcomeKind, PatternId, StorageBackend, StorageError,
+    Timestamp,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "memory",
+    version,
+    about = "Inspect, export, import and prune an episodic-memory store"
+)]
+struct Cli {
+    /// The store: a path (`.redb` for redb, else a libSQL file), `redb:PATH`, `file:PATH`,
+    /// or a `libsql://`/`http(s)://` URL (token from TURSO_AUTH_TOKEN). Default:
+    /// TURSO_DATABASE_URL.
+    #[arg(long, global = true, env = "MEMORY_STORE")]
+    store: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Counts per kind and per domain, the backend and the file's size.
+    Stats(JsonFlag),
+    /// One item by id.
+    Get {
+        /// The item's id.
+        id: String,
+        /// Which kind the id is.
+        #[arg(long, value_enum, default_value = "episode")]
+        kind: Kind,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Episodes matching filters, newest first.
+    Query {
+        #[command(flatten)]
+        filter: Filter,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Everything (or the kinds given) as JSON Lines on stdout, one item per line.
+    Export {
+        /// Only these kinds (repeatable); default all.
+        #[arg(long, value_enum)]
+        kind: Vec<Kind>,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Stores the items of an export file (upserts, in all-or-nothing batches).
+    Import {
+        /// The JSON Lines file.
+        file: std::path::PathBuf,
+        /// Start at this line (to continue after a failure the error names).
+        #[arg(long, default_value_t = 1)]
+        from_line: usize,
+        /// Lines per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Deletes the episodes a retention policy selects (an episode goes when it breaks
+    /// every rule given).
+    Prune {
+        /// Episodes older than this many days.
+        #[arg(long)]
+        older_than_days: Option<u64>,
+        /// Keep the newest N of each domain.
+        #[arg(long)]
+        keep_newest: Option<usize>,
+        /// Episodes whose total reward is below this (unscored ones never are).
+        #[arg(long)]
+        below_reward: Option<f64>,
+        /// Count what would go; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Episodes per delete transaction.
+        #[arg(long, default_value_t = 100)]
+        chunk: usize,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct Filter {
+    /// Only this domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Only episodes that started at or after this (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only episodes that started before this (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this outcome (success, partial_success, failure).
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Only episodes with this tag (repeatable).
+    #[arg(long)]
+    tag: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    Episode,
+    Pattern,
+    Heuristic,
+}
+
+/// An error that is the caller's input: exit status 2.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    Usage(message.into()).into()
+}
+
+fn time(text: &str, flag: &str) -> anyhow::Result<Timestamp> {
+    chrono_free_parse(text).ok_or_else(|| usage(format!("--{flag}: not an RFC 3339 time: {text}")))
+}
+
+/// RFC 3339 through serde_json's reading of a `Timestamp` (the codec's own format).
+fn chrono_free_parse(text: &str) -> Option<Timestamp> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
+impl Filter {
+    fn query(&self) -> anyhow::Result<EpisodeQuery> {
+        let mut q = EpisodeQuery::new();
+        if let Some(d) = &self.domain {
+            q = q.domain(d.clone());
+        }
+        if let Some(t) = &self.since {
+            q = q.since(time(t, "since")?);
+        }
+        if let Some(t) = &self.until {
+            q = q.until(time(t, "until")?);
+        }
+        if let Some(o) = &self.outcome {
+            let kind: OutcomeKind = o.parse().map_err(|_| {
+                usage(format!(
+                    "--outcome: {o} is not success, partial_success or failure"
+                ))
+            })?;
+            q = q.outcome(kind);
+        }
+        for tag in &self.tag {
+            q = q.tag(tag.clone());
+        }
+        Ok(q)
+    }
+}
+
+/// A bar on a terminal, nothing when stderr is piped.
+fn progress(what: &'static str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+async fn stats(store: &dyn StorageBackend, location: &Location, json: bool) -> anyhow::Result<()> {
+    let mut domains: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut query = EpisodeQuery::new().limit(memory_core::limits::MAX_QUERY_LIMIT);
+    loop {
+        let page = store.query_episodes(&query).await?;
+        for e in &page.items {
+            *domains.entry(e.context.domain.clone()).or_default() += 1;
+        }
+        match page.next_cursor {
+            Some(c) => query = query.after(c),
+            None => break,
+        }
+    }
+    let bytes = location
+        .file()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
+    let report = serde_json::json!({
+        "backend": store.backend_name(),
+        "episodes": store.count_episodes().await?,
+        "patterns": store.count_patterns().await?,
+        "heuristics": store.count_heuristics().await?,
+        "episodes_by_domain": domains,
+        "file_bytes": bytes,
+    });
+    if json {
+        return print_json(&report);
+    }
+    println!("backend     {}", store.backend_name());
+    println!("episodes    {}", report["episodes"]);
+    for (domain, n) in &domains {
+        println!("  {domain:<20} {n}");
+    }
+    println!("patterns    {}", report["patterns"]);
+    println!("heuristics  {}", report["heuristics"]);
+    if let Some(b) = bytes {
+        println!("file        {b} bytes");
+    }
+    Ok(())
+}
+
+async fn get(store: &dyn StorageBackend, id: &str, kind: Kind, json: bool) -> anyhow::Result<()> {
+    let bad = |_| usage(format!("{id} is not an id"));
+    let found: Option<serde_json::Value> = match kind {
+        Kind::Episode => {
+            let id: EpisodeId = id.parse().map_err(bad)?;
+            store
+                .get_episode(id)
+                .await?
+                .map(|e| serde_json::to_value(&*e))
+                .transpose()?
+        }
+        Kind::Pattern => {
+            let id: PatternId = id.parse().map_err(bad)?;
+            store
+                .get_pattern(id)
+                .await?
+                .map(|p| serde_json::to_value(&*p))
+                .transpose()?
+        }
+        Kind::Heuristic => {
+            let id: HeuristicId = id.parse().map_err(bad)?;
+            store
+                .get_heuristic(id)
+                .await?
+                .map(|h| serde_json::to_value(&*h))
+                .transpose()?
+        }
+    };
+    match found {
+        Some(value) if json => print_json(&value),
+        Some(value) => {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        None => Err(StorageError::not_found(
+            match kind {
+                Kind::Episode => memory_core::EntityKind::Episode,
+                Kind::Pattern => memory_core::EntityKind::Pattern,
+                Kind::Heuristic => memory_core::EntityKind::Heuristic,
+            },
+            id,
+        )
+        .into()),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let location =
+        Location::given_or_env(cli.store.as_deref()).map_err(|e| usage(e.to_string()))?;
+    let store = location.open().await?;
+    let store = store.as_ref();
+    match cli.command {
+        Command::Stats(json) => stats(store, &location, json.json).await,
+        Command::Get { id, kind, json } => get(store, &id, kind, json.json).await,
+        Command::Query {
+            filter,
+            limit,
+            json,
+        } => {
+            let query = filter.query()?.limit(limit);
+            query.validate().map_err(|e| usage(e.to_string()))?;
+            let page = store.query_episodes(&query).await?;
+            if json.json {
+                let items: Vec<&memory_core::Episode> = page.items.iter().map(|e| &**e).collect();
+                return print_json(&items);
+            }
+            for e in &page.items {
+                println!(
+                    "{}  {}  {:<12} {}",
+                    e.id, e.start_time, e.context.domain, e.description
+                );
+            }
+            Ok(())
+        }
+        Command::Export { kind, filter } => {
+            let kinds = if kind.is_empty() {
+                Kinds::ALL
+            } else {
+                Kinds {
+                    episodes: kind.contains(&Kind::Episode),
+                    patterns: kind.contains(&Kind::Pattern),
+                    heuristics: kind.contains(&Kind::Heuristic),
+                }
+            };
+            let bar = progress("exported");
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let counts = jsonl::export(store, kinds, &filter.query()?, &mut out, |n| {
+                bar.set_position(n)
+            })
+            .await?;
+            bar.finish_and_clear();
+            eprintln!(
+                "exported {} episodes, {} patterns, {} heuristics",
+                counts.episodes, counts.patterns, counts.heuristics
+            );
+            Ok(())
+        }
+        Command::Import {
+            file,
+            from_line,
+            batch,
+        } => {
+            if batch == 0 {
+                return Err(usage("--batch must be at least 1"));
+            }
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let bar = progress("lines");
+            let done = jsonl::import(store, BufReader::new(input), from_line, batch, |line| {
+                bar.set_position(line as u64)
+            })
+            .await;
+            bar.finish_and_clear();
+            let done = done?;
+            eprintln!(
+                "imported {} episodes, {} patterns, {} heuristics ({} lines)",
+                done.counts.episodes, done.counts.patterns, done.counts.heuristics, done.last_line
+            );
+            Ok(())
+        }
+        Command::Prune {
+            older_than_days,
+            keep_newest,
+            below_reward,
+            dry_run,
+            chunk,
+            json,
+        } => {
+            let mut policy = RetentionPolicy::new();
+            policy.older_than =
+                older_than_days.map(|d| Duration::from_secs(d.saturating_mul(86_400)));
+            policy.keep_newest_per_domain = keep_newest;
+            policy.below_reward = below_reward;
+            policy.validate().map_err(|e| usage(e.to_string()))?;
+            let options = PruneOptions { dry_run, chunk };
+            let report = retention::prune(store, &policy, Timestamp::now(), options).await?;
+            let summary = serde_json::json!({
+                "dry_run": dry_run,
+                "examined": report.examined,
+                "selected": report.selected,
+                "removed": report.removed,
+                "chunks": report.chunks,
+                "longest_chunk_ms": report.longest_chunk.as_secs_f64() * 1e3,
+            });
+            if json.json {
+                return print_json(&summary);
+            }
+            if dry_run {
+                println!(
+                    "would remove {} of {} episodes read",
+                    report.selected, report.examined
+                );
+            } else {
+                println!(
+                    "removed {} of {} episodes read ({} chunks, longest {:.1} ms)",
+                    report.removed,
+                    report.examined,
+                    report.chunks,
+                    report.longest_chunk.as_secs_f64() * 1e3
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("memory: {e:#}");
+            let input = e.downcast_ref::<Usage>().is_some()
+                || e.downcast_ref::<BadLine>().is_some()
+                || e.downcast_ref::<StorageError>()
+                    .is_some_and(|s| s.kind() == memory_core::ErrorKind::InvalidInput);
+            ExitCode::from(if input { 2 } else { 1 })
+        }
+    }
+}

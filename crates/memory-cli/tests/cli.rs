@@ -1,0 +1,263 @@
+//! The `memory` binary, run as a user runs it: export, import into another backend and
+//! export again gives the same bytes; a bad line is refused with its number and nothing of
+//! its batch is written; an import run twice, or killed and run again, leaves the same store;
+//! prune's dry run and real run agree.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use memory_core::testing::samples;
+use memory_core::{Embedding, StorageBackend};
+use memory_storage_turso::{TursoConfig, TursoStorage};
+
+fn memory(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memory"))
+        .args(args)
+        .env_remove("MEMORY_STORE")
+        .env_remove("TURSO_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = memory(args);
+    assert!(
+        out.status.success(),
+        "memory {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A libSQL file holding episodes (with embeddings), patterns and heuristics.
+async fn filled(path: &Path, episodes: u64) {
+    let store = TursoStorage::open(TursoConfig::local(path)).await.unwrap();
+    let items: Vec<_> = (0..episodes)
+        .map(|i| {
+            let mut e = samples::episode(i);
+            e.embedding = Embedding::new(vec![1.0, i as f32, 0.5]).ok();
+            e
+        })
+        .collect();
+    for chunk in items.chunks(1_000) {
+        store.store_episodes(chunk).await.unwrap();
+    }
+    store
+        .store_patterns(&(0..30).map(samples::pattern).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    store
+        .store_heuristics(&(0..12).map(samples::heuristic).collect::<Vec<_>>())
+        .await
+        .unwrap();
+}
+
+fn export(store: &Path, to: &Path) -> Vec<u8> {
+    let out = ok(&["--store", s(store), "export"]);
+    std::fs::write(to, &out.stdout).unwrap();
+    out.stdout
+}
+
+#[tokio::test]
+async fn export_import_export_gives_the_same_bytes_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.db");
+    filled(&source, 120).await;
+    let first = export(&source, &dir.path().join("a.jsonl"));
+    let lines = first
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert_eq!(lines, 120 + 30 + 12, "one line per item");
+
+    let redb = dir.path().join("copy.redb");
+    ok(&[
+        "--store",
+        s(&redb),
+        "import",
+        s(&dir.path().join("a.jsonl")),
+    ]);
+    let second = export(&redb, &dir.path().join("b.jsonl"));
+    assert!(first == second, "redb's export differs");
+
+    let libsql = dir.path().join("copy.db");
+    ok(&[
+        "--store",
+        s(&libsql),
+        "import",
+        s(&dir.path().join("b.jsonl")),
+        "--batch",
+        "7",
+    ]);
+    let third = export(&libsql, &dir.path().join("c.jsonl"));
+    assert!(first == third, "the second libSQL file's export differs");
+
+    // Twice changes nothing.
+    ok(&[
+        "--store",
+        s(&libsql),
+        "import",
+        s(&dir.path().join("b.jsonl")),
+    ]);
+    assert!(export(&libsql, &dir.path().join("d.jsonl")) == first);
+
+    let stats = ok(&["--store", s(&libsql), "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(
+        (&stats["episodes"], &stats["patterns"], &stats["heuristics"]),
+        (&120.into(), &30.into(), &12.into())
+    );
+}
+
+/// Spoils line 8 of an export.
+type Spoil = Box<dyn Fn(&mut Vec<String>)>;
+
+#[tokio::test]
+async fn a_bad_line_is_refused_with_its_number_and_nothing_of_its_batch_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.db");
+    filled(&source, 20).await;
+    let good = export(&source, &dir.path().join("good.jsonl"));
+    let text = String::from_utf8(good).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+
+    let cases: Vec<(&str, Spoil)> = vec![
+        (
+            "not JSON",
+            Box::new(|l: &mut Vec<String>| l[7] = "{\"kind\":".into()),
+        ),
+        (
+            "an unknown kind",
+            Box::new(|l: &mut Vec<String>| l[7] = l[7].replacen("\"episode\"", "\"memo\"", 1)),
+        ),
+        (
+            "another format",
+            Box::new(|l: &mut Vec<String>| l[7] = l[7].replacen("\"format\":1", "\"format\":9", 1)),
+        ),
+        (
+            "an invalid item",
+            // An empty embedding parses but is not a valid item.
+            Box::new(|l: &mut Vec<String>| {
+                let at = l[7].find("\"embedding\":[").unwrap() + "\"embedding\":[".len();
+                let end = at + l[7][at..].find(']').unwrap();
+                l[7].replace_range(at..end, "");
+            }),
+        ),
+    ];
+    for (what, spoil) in cases {
+        let mut bad = lines.clone();
+        spoil(&mut bad);
+        let file = dir.path().join("bad.jsonl");
+        std::fs::write(&file, bad.join("\n") + "\n").unwrap();
+        let target = dir.path().join(format!("{}.redb", what.replace(' ', "_")));
+        let out = memory(&["--store", s(&target), "import", s(&file), "--batch", "5"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains("line 8"), "{what}: {err}");
+        assert!(err.contains("--from-line 6"), "{what}: {err}");
+        // Lines 1-5 were one batch and are stored; line 8's batch (6-10) is not.
+        let stats = ok(&["--store", s(&target), "stats", "--json"]);
+        let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+        assert_eq!(stats["episodes"], 5, "{what}");
+    }
+
+    // A file cut in the middle of its last line.
+    lines.truncate(12);
+    let mut cut = lines.join("\n");
+    cut.truncate(cut.len() - 40);
+    let file = dir.path().join("cut.jsonl");
+    std::fs::write(&file, cut).unwrap();
+    let target = dir.path().join("cut.redb");
+    let out = memory(&["--store", s(&target), "import", s(&file), "--batch", "100"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 12"));
+    let stats = ok(&["--store", s(&target), "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(
+        stats["episodes"], 0,
+        "the one batch held the bad line: nothing written"
+    );
+}
+
+#[tokio::test]
+async fn an_import_killed_half_way_and_run_again_leaves_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.db");
+    filled(&source, 6_000).await;
+    let file: PathBuf = dir.path().join("all.jsonl");
+    let whole = export(&source, &file);
+
+    let target = dir.path().join("target.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memory"))
+        .args(["--store", s(&target), "import", s(&file), "--batch", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some batches landed and before all did.
+    let watcher = TursoStorage::open(TursoConfig::local(&target))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let n = watcher.count_episodes().await.unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the import never wrote"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = watcher.count_episodes().await.unwrap();
+    assert!(
+        partial < 6_000,
+        "killed after it finished: make the file longer"
+    );
+    drop(watcher);
+
+    ok(&["--store", s(&target), "import", s(&file)]);
+    assert!(
+        export(&target, &dir.path().join("again.jsonl")) == whole,
+        "run again after a kill at {partial} episodes: the store differs"
+    );
+}
+
+#[tokio::test]
+async fn prune_dry_run_and_real_run_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("prune.db");
+    filled(&store, 50).await;
+    let json = |out: Output| -> serde_json::Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let args = [
+        "--store",
+        s(&store),
+        "prune",
+        "--keep-newest",
+        "3",
+        "--json",
+    ];
+    let dry = json(ok(&[&args[..], &["--dry-run"]].concat()));
+    assert_eq!(dry["removed"], 0);
+    let selected = dry["selected"].as_u64().unwrap();
+    assert!(selected > 0 && selected < 50, "{dry}");
+    let real = json(ok(&[&args[..], &["--chunk", "4"]].concat()));
+    assert_eq!(real["removed"].as_u64(), Some(selected), "{real}");
+    let stats = json(ok(&["--store", s(&store), "stats", "--json"]));
+    assert_eq!(stats["episodes"].as_u64(), Some(50 - selected));
+    let again = json(ok(&[&args[..], &["--dry-run"]].concat()));
+    assert_eq!(again["selected"], 0);
+
+    let none = memory(&["--store", s(&store), "prune"]);
+    assert_eq!(none.status.code(), Some(2), "a policy without a rule");
+}
