@@ -76,6 +76,16 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
+    /// Copies every item of one store into another, empty one, then checks that both
+    /// export the same (counts and a checksum).
+    Migrate {
+        /// The store to copy.
+        #[arg(long)]
+        from: String,
+        /// The empty store to copy into.
+        #[arg(long)]
+        to: String,
+    },
     /// Deletes the episodes a retention policy selects (an episode goes when it breaks
     /// every rule given).
     Prune {
@@ -293,6 +303,29 @@ async fn get(store: &dyn StorageBackend, id: &str, kind: Kind, json: bool) -> an
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Migrate { from, to } = &cli.command {
+        let (from, to) = (Location::parse(from), Location::parse(to));
+        if from == to {
+            return Err(usage("--from and --to are the same store"));
+        }
+        let (source, target) = (from.open().await?, to.open().await?);
+        let bar = progress("copied");
+        let done =
+            memory_cli::migrate::migrate(source.as_ref(), target.as_ref(), |n| bar.set_position(n))
+                .await;
+        bar.finish_and_clear();
+        let done = done?;
+        println!(
+            "copied {} episodes, {} patterns, {} heuristics; verified: both export {} bytes, \
+             checksum {:016x}",
+            done.copied.episodes,
+            done.copied.patterns,
+            done.copied.heuristics,
+            done.bytes,
+            done.checksum
+        );
+        return Ok(());
+    }
     let location =
         Location::given_or_env(cli.store.as_deref()).map_err(|e| usage(e.to_string()))?;
     let store = location.open().await?;
@@ -366,6 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Migrate { .. } => Err(usage("migrate takes --from and --to, not --store")),
         Command::Prune {
             older_than_days,
             keep_newest,
@@ -421,6 +455,10 @@ async fn main() -> ExitCode {
             eprintln!("memory: {e:#}");
             let input = e.downcast_ref::<Usage>().is_some()
                 || e.downcast_ref::<BadLine>().is_some()
+                || matches!(
+                    e.downcast_ref::<memory_cli::migrate::MigrateError>(),
+                    Some(memory_cli::migrate::MigrateError::TargetNotEmpty(_))
+                )
                 || e.downcast_ref::<StorageError>()
                     .is_some_and(|s| s.kind() == memory_core::ErrorKind::InvalidInput);
             ExitCode::from(if input { 2 } else { 1 })
