@@ -301,3 +301,25 @@ async fn prune_dry_run_and_real_run_agree() {
     let none = memory(&["--store", s(&store), "prune"]);
     assert_eq!(none.status.code(), Some(2), "a policy without a rule");
 }
+
+#[test]
+fn the_auth_token_is_never_printed() {
+    let secret = "token-that-must-not-leak-7f3a";
+    let out = Command::new(env!("CARGO_BIN_EXE_memory"))
+        .args(["--store", "http://127.0.0.1:1", "stats"])
+        .env("TURSO_AUTH_TOKEN", secret)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "an unreachable server: {all}");
+    assert!(
+        all.contains("127.0.0.1:1"),
+        "the error names the server: {all}"
+    );
+    assert!(!all.contains(secret), "the token leaked: {all}");
+}
