@@ -92,7 +92,8 @@ where
     Ok(())
 }
 
-/// [`pages_through_everything`] for patterns.
+/// For patterns: 250 stored, 10 deleted; pages of 100 (and of 1) list the other 240 once
+/// each by ascending id, in 3 pages; limits out of range refused.
 pub async fn patterns(b: &dyn StorageBackend) -> anyhow::Result<()> {
     ensure!(
         b.list_patterns(None, 10).await?.is_empty(),
@@ -109,7 +110,7 @@ pub async fn patterns(b: &dyn StorageBackend) -> anyhow::Result<()> {
     .await
 }
 
-/// [`pages_through_everything`] for heuristics.
+/// For heuristics, as for patterns.
 pub async fn heuristics(b: &dyn StorageBackend) -> anyhow::Result<()> {
     ensure!(
         b.list_heuristics(None, 10).await?.is_empty(),
