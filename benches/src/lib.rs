@@ -31,6 +31,7 @@ pub mod feed;
 pub mod figures;
 pub mod gate;
 pub mod instructions;
+pub mod lifecycle;
 pub mod measure;
 pub mod phases;
 pub mod plots;

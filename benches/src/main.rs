@@ -122,6 +122,14 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The `memory` command's export and import (items/s, heap peak) on typical episodes
+    /// in a local file, at two sizes, and retention's delete chunks. Exit status 1 if a
+    /// target fails.
+    Lifecycle {
+        /// Episodes in the larger store (the smaller holds a quarter).
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+    },
     /// A process `feed` starts.
     #[command(hide = true, subcommand)]
     FeedChild(FeedChild),
@@ -413,6 +421,7 @@ fn main() -> ExitCode {
         Command::Tails { .. } => "a tail measurement failed",
         Command::Feed { .. } => "a change-feed target failed",
         Command::Search { .. } => "a similarity-search target failed",
+        Command::Lifecycle { .. } => "an export, import or retention target failed",
         Command::FeedChild(_) => "a change-feed child process failed",
         _ => "a dashboard bar failed",
     };
@@ -475,6 +484,11 @@ fn main() -> ExitCode {
                 std::fs::write(&path, serde_json::to_string_pretty(&report)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            Ok(report.passes())
+        }),
+        Command::Lifecycle { items } => runtime.block_on(async {
+            let report = memory_bench::lifecycle::lifecycle(items, heap_bytes).await?;
+            print!("{report}");
             Ok(report.passes())
         }),
         Command::FeedChild(FeedChild::Writer { target, rate, secs }) => runtime
