@@ -86,6 +86,29 @@ impl Counts {
     }
 }
 
+/// Hands `each` every page `list` returns (each listed after the last id of the one
+/// before, pages of [`MAX_QUERY_LIMIT`]) until an empty page: `list_patterns` or
+/// `list_heuristics` walked to the end.
+pub(crate) async fn each_listed<T, L, Fut>(
+    list: L,
+    mut each: impl AsyncFnMut(&[std::sync::Arc<T>]) -> anyhow::Result<()>,
+) -> anyhow::Result<()>
+where
+    T: Entity,
+    L: Fn(Option<T::Id>, usize) -> Fut,
+    Fut: Future<Output = memory_core::Result<Vec<std::sync::Arc<T>>>>,
+{
+    let mut after = None;
+    loop {
+        let page = list(after, MAX_QUERY_LIMIT).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.id());
+        each(&page).await?;
+    }
+}
+
 fn write_line(out: &mut impl Write, line: &Line<'_>) -> anyhow::Result<()> {
     serde_json::to_writer(&mut *out, line)?;
     out.write_all(b"\n")?;
@@ -93,7 +116,8 @@ fn write_line(out: &mut impl Write, line: &Line<'_>) -> anyhow::Result<()> {
 }
 
 /// Writes `kinds` of `store` to `out`: episodes matching `filter` newest first, then
-/// patterns and heuristics by id; one page in memory at a time. `tick` is called with the
+/// patterns and heuristics by id, read one page at a time (`memory-bench lifecycle` still
+/// measures a heap peak that grows with the store; docs/BENCHMARKS.md). `tick` is called with the
 /// running total after each page.
 pub async fn export(
     store: &dyn StorageBackend,
@@ -126,10 +150,9 @@ pub async fn export(
         }
     }
     if kinds.patterns {
-        let mut after = None;
-        loop {
-            let page = store.list_patterns(after, MAX_QUERY_LIMIT).await?;
-            for p in &page {
+        let list = |after, limit| store.list_patterns(after, limit);
+        each_listed(list, async |page: &[std::sync::Arc<Pattern>]| {
+            for p in page {
                 write_line(
                     out,
                     &Line::Pattern {
@@ -140,17 +163,14 @@ pub async fn export(
             }
             counts.patterns += page.len() as u64;
             tick(counts.total());
-            match page.last() {
-                Some(last) => after = Some(last.id),
-                None => break,
-            }
-        }
+            Ok(())
+        })
+        .await?;
     }
     if kinds.heuristics {
-        let mut after = None;
-        loop {
-            let page = store.list_heuristics(after, MAX_QUERY_LIMIT).await?;
-            for h in &page {
+        let list = |after, limit| store.list_heuristics(after, limit);
+        each_listed(list, async |page: &[std::sync::Arc<Heuristic>]| {
+            for h in page {
                 write_line(
                     out,
                     &Line::Heuristic {
@@ -161,11 +181,9 @@ pub async fn export(
             }
             counts.heuristics += page.len() as u64;
             tick(counts.total());
-            match page.last() {
-                Some(last) => after = Some(last.id),
-                None => break,
-            }
-        }
+            Ok(())
+        })
+        .await?;
     }
     out.flush()?;
     Ok(counts)

@@ -159,12 +159,8 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 fn time(text: &str, flag: &str) -> anyhow::Result<Timestamp> {
-    chrono_free_parse(text).ok_or_else(|| usage(format!("--{flag}: not an RFC 3339 time: {text}")))
-}
-
-/// RFC 3339 through serde_json's reading of a `Timestamp` (the codec's own format).
-fn chrono_free_parse(text: &str) -> Option<Timestamp> {
-    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+    text.parse()
+        .map_err(|e| usage(format!("--{flag}: not an RFC 3339 time ({e}): {text}")))
 }
 
 impl Filter {

@@ -6,7 +6,9 @@ use std::hash::Hasher;
 use std::io::Write;
 
 use memory_core::limits::MAX_QUERY_LIMIT;
-use memory_core::{EpisodeQuery, StorageBackend};
+use std::sync::Arc;
+
+use memory_core::{EpisodeQuery, Heuristic, Pattern, StorageBackend};
 
 use crate::jsonl::{self, Counts, Kinds};
 
@@ -119,26 +121,24 @@ pub async fn migrate(
             None => break,
         }
     }
-    let mut after = None;
-    loop {
-        let page = from.list_patterns(after, MAX_QUERY_LIMIT).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        let items: Vec<_> = page.iter().map(|p| (**p).clone()).collect();
+    let list = |after, limit| from.list_patterns(after, limit);
+    jsonl::each_listed(list, async |page: &[Arc<Pattern>]| {
+        let items: Vec<Pattern> = page.iter().map(|p| (**p).clone()).collect();
         to.store_patterns(&items).await?;
         copied.patterns += items.len() as u64;
         tick(copied.total());
-    }
-    let mut after = None;
-    loop {
-        let page = from.list_heuristics(after, MAX_QUERY_LIMIT).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        let items: Vec<_> = page.iter().map(|h| (**h).clone()).collect();
+        Ok(())
+    })
+    .await?;
+    let list = |after, limit| from.list_heuristics(after, limit);
+    jsonl::each_listed(list, async |page: &[Arc<Heuristic>]| {
+        let items: Vec<Heuristic> = page.iter().map(|h| (**h).clone()).collect();
         to.store_heuristics(&items).await?;
         copied.heuristics += items.len() as u64;
         tick(copied.total());
-    }
+        Ok(())
+    })
+    .await?;
     let source = fingerprint(from).await?;
     let target = fingerprint(to).await?;
     if source != target {

@@ -84,6 +84,23 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Reads an RFC 3339 time (`2023-11-14T22:13:20Z`, any offset), as JSON does.
+///
+/// ```
+/// use memory_core::Timestamp;
+///
+/// let t: Timestamp = "2023-11-14T22:13:20Z".parse().unwrap();
+/// assert_eq!(t, Timestamp::from_micros(1_700_000_000_000_000));
+/// assert!("yesterday".parse::<Timestamp>().is_err());
+/// ```
+impl std::str::FromStr for Timestamp {
+    type Err = chrono::ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DateTime::parse_from_rfc3339(s).map(|t| Timestamp::from_datetime(t.with_timezone(&Utc)))
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
@@ -103,9 +120,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("an RFC 3339 timestamp or microseconds since the Unix epoch")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                DateTime::parse_from_rfc3339(v)
-                    .map(|t| Timestamp::from_datetime(t.with_timezone(&Utc)))
-                    .map_err(E::custom)
+                v.parse().map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
                 Ok(Timestamp(v))
