@@ -5,12 +5,16 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
-use memory_core::limits::MAX_QUERY_LIMIT;
 use memory_core::{Entity, Episode, EpisodeQuery, Heuristic, Pattern, StorageBackend};
 use serde::{Deserialize, Serialize};
 
 /// The version every exported line carries; import refuses others.
 pub const FORMAT: u32 = 1;
+
+/// Items read per page by export, migrate and `memory stats`. What they hold in memory is
+/// one page, so it is kept small: 200 typical episodes decode to about 5 MiB (a page of
+/// the query limit, 10,000, made export's heap peak grow with the store up to 240 MiB).
+pub const PAGE: usize = 200;
 
 /// One exported line, read back.
 #[derive(Debug, Deserialize)]
@@ -84,10 +88,17 @@ impl Counts {
     pub fn total(&self) -> u64 {
         self.episodes + self.patterns + self.heuristics
     }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: Counts) {
+        self.episodes += other.episodes;
+        self.patterns += other.patterns;
+        self.heuristics += other.heuristics;
+    }
 }
 
 /// Hands `each` every page `list` returns (each listed after the last id of the one
-/// before, pages of [`MAX_QUERY_LIMIT`]) until an empty page: `list_patterns` or
+/// before, pages of [`PAGE`]) until an empty page: `list_patterns` or
 /// `list_heuristics` walked to the end.
 pub(crate) async fn each_listed<T, L, Fut>(
     list: L,
@@ -100,7 +111,7 @@ where
 {
     let mut after = None;
     loop {
-        let page = list(after, MAX_QUERY_LIMIT).await?;
+        let page = list(after, PAGE).await?;
         let Some(last) = page.last() else {
             return Ok(());
         };
@@ -116,9 +127,9 @@ fn write_line(out: &mut impl Write, line: &Line<'_>) -> anyhow::Result<()> {
 }
 
 /// Writes `kinds` of `store` to `out`: episodes matching `filter` newest first, then
-/// patterns and heuristics by id, read one page at a time (`memory-bench lifecycle` still
-/// measures a heap peak that grows with the store; docs/BENCHMARKS.md). `tick` is called with the
-/// running total after each page.
+/// patterns and heuristics by id, read one page of [`PAGE`] items at a time (what it holds
+/// does not grow with the store: `tests/export_heap.rs`). `tick` is called with the running
+/// total after each page.
 pub async fn export(
     store: &dyn StorageBackend,
     kinds: Kinds,
@@ -128,7 +139,7 @@ pub async fn export(
 ) -> anyhow::Result<Counts> {
     let mut counts = Counts::default();
     if kinds.episodes {
-        let mut query = filter.clone().limit(MAX_QUERY_LIMIT);
+        let mut query = filter.clone().limit(PAGE);
         query.cursor = None;
         loop {
             let page = store.query_episodes(&query).await?;
@@ -316,13 +327,24 @@ pub async fn import(
     let mut batch = Batch::default();
     let mut batch_start = from_line.max(1);
     let mut in_batch = 0;
+    // The batch being written while the next one is read: a store that hands writes to a
+    // thread of its own (a local libSQL file) writes one batch while the next is parsed.
+    // Batches still land in order: a batch is started only once the one before it is done.
+    let mut writing: Option<Writing<'_>> = None;
     for (index, text) in input.lines().enumerate() {
         let line = index + 1;
-        let text = text.map_err(|e| BadLine {
-            line,
-            reason: format!("cannot be read: {e}"),
-            batch_start,
-        })?;
+        let text = match text {
+            Ok(text) => text,
+            Err(e) => {
+                finish(&mut writing, &mut done).await?;
+                return Err(BadLine {
+                    line,
+                    reason: format!("cannot be read: {e}"),
+                    batch_start,
+                }
+                .into());
+            }
+        };
         done.last_line = line;
         if line < from_line {
             continue;
@@ -330,37 +352,52 @@ pub async fn import(
         if in_batch == 0 {
             batch_start = line;
         }
-        if !text.trim().is_empty() {
-            parse(&text, line, batch_start, &mut batch)?;
+        if !text.trim().is_empty()
+            && let Err(bad) = parse(&text, line, batch_start, &mut batch)
+        {
+            finish(&mut writing, &mut done).await?;
+            return Err(bad.into());
         }
         in_batch += 1;
         if in_batch >= batch_lines {
-            write(
-                store,
-                std::mem::take(&mut batch),
-                batch_start,
-                line,
-                &mut done,
-            )
-            .await?;
+            finish(&mut writing, &mut done).await?;
+            let mut next = Box::pin(write(store, std::mem::take(&mut batch), batch_start, line));
+            // Polled once so that the store takes the batch now, not when it is awaited.
+            match futures::poll!(next.as_mut()) {
+                std::task::Poll::Ready(written) => done.counts.add(written?),
+                std::task::Poll::Pending => writing = Some(next),
+            }
             in_batch = 0;
             tick(line);
         }
     }
+    finish(&mut writing, &mut done).await?;
     if batch.len() > 0 {
-        write(store, batch, batch_start, done.last_line, &mut done).await?;
+        let written = write(store, batch, batch_start, done.last_line).await?;
+        done.counts.add(written);
     }
     tick(done.last_line);
     Ok(done)
 }
 
+/// A batch write in progress: what it wrote, per kind.
+type Writing<'a> = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Counts>> + Send + 'a>>;
+
+/// Waits for the batch in progress, if any, and counts what it wrote.
+async fn finish(writing: &mut Option<Writing<'_>>, done: &mut Imported) -> anyhow::Result<()> {
+    if let Some(batch) = writing.take() {
+        done.counts.add(batch.await?);
+    }
+    Ok(())
+}
+
+/// Stores one batch, each kind one all-or-nothing batch write.
 async fn write(
     store: &dyn StorageBackend,
     batch: Batch,
     first: usize,
     last: usize,
-    done: &mut Imported,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Counts> {
     let context = || {
         format!(
             "writing lines {first}-{last} (everything before line {first} was written: rerun \
@@ -368,26 +405,27 @@ async fn write(
         )
     };
     use anyhow::Context;
+    let mut written = Counts::default();
     if !batch.episodes.items.is_empty() {
         store
             .store_episodes(&batch.episodes.items)
             .await
             .with_context(context)?;
-        done.counts.episodes += batch.episodes.items.len() as u64;
+        written.episodes = batch.episodes.items.len() as u64;
     }
     if !batch.patterns.items.is_empty() {
         store
             .store_patterns(&batch.patterns.items)
             .await
             .with_context(context)?;
-        done.counts.patterns += batch.patterns.items.len() as u64;
+        written.patterns = batch.patterns.items.len() as u64;
     }
     if !batch.heuristics.items.is_empty() {
         store
             .store_heuristics(&batch.heuristics.items)
             .await
             .with_context(context)?;
-        done.counts.heuristics += batch.heuristics.items.len() as u64;
+        written.heuristics = batch.heuristics.items.len() as u64;
     }
-    Ok(())
+    Ok(written)
 }

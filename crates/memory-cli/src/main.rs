@@ -12,16 +12,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use memory_cli::jsonl::{self, BadLine, Kinds};
 use memory_cli::location::Location;
 use memory_core::retention::{self, PruneOptions, RetentionPolicy};
+use memory_core::search::{Search, SearchBy};
 use memory_core::{
-    EpisodeId, EpisodeQuery, HeuristicId, OutcomeKind, PatternId, StorageBackend, StorageError,
-    Timestamp,
+    Embedding, EpisodeId, EpisodeQuery, HeuristicId, OutcomeKind, PatternId, PatternQuery,
+    StorageBackend, StorageError, Timestamp,
 };
 
 #[derive(Parser)]
 #[command(
     name = "memory",
     version,
-    about = "Inspect, export, import and prune an episodic-memory store"
+    about = "Inspect, search, export, import and prune an episodic-memory store"
 )]
 struct Cli {
     /// The store: a path (`.redb` for redb, else a libSQL file), `redb:PATH`, `file:PATH`,
@@ -54,6 +55,32 @@ enum Command {
         /// At most this many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The items most similar to a vector, best matching some text, or both (fused by
+    /// reciprocal rank), best first with their scores.
+    Search {
+        /// Words to look for (every word must occur; BM25 ranks).
+        #[arg(long)]
+        text: Option<String>,
+        /// A query embedding as a JSON array of numbers, of the store's dimension.
+        #[arg(long, conflicts_with = "vector_file")]
+        vector: Option<String>,
+        /// A file holding the query embedding as a JSON array.
+        #[arg(long)]
+        vector_file: Option<std::path::PathBuf>,
+        /// Episodes or patterns.
+        #[arg(long, value_enum, default_value = "episode")]
+        kind: Kind,
+        /// How many results at most.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Only results whose cosine similarity is at least this (vector and hybrid).
+        #[arg(long)]
+        min_score: Option<f64>,
+        #[command(flatten)]
+        filter: Filter,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -101,9 +128,13 @@ enum Command {
         /// Count what would go; delete nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Episodes per delete transaction.
-        #[arg(long, default_value_t = 100)]
+        /// The most episodes one delete transaction holds.
+        #[arg(long, default_value_t = 1_000)]
         chunk: usize,
+        /// How long one delete transaction should take, in milliseconds (chunks are sized
+        /// to it: this bounds how long the prune holds the store's write lock at a time).
+        #[arg(long, default_value_t = 20)]
+        chunk_ms: u64,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -213,7 +244,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 async fn stats(store: &dyn StorageBackend, location: &Location, json: bool) -> anyhow::Result<()> {
     let mut domains: std::collections::BTreeMap<String, u64> = Default::default();
-    let mut query = EpisodeQuery::new().limit(memory_core::limits::MAX_QUERY_LIMIT);
+    let mut query = EpisodeQuery::new().limit(jsonl::PAGE);
     loop {
         let page = store.query_episodes(&query).await?;
         for e in &page.items {
@@ -298,6 +329,126 @@ async fn get(store: &dyn StorageBackend, id: &str, kind: Kind, json: bool) -> an
     }
 }
 
+/// What `memory search` looks for.
+struct Wanted {
+    text: Option<String>,
+    vector: Option<String>,
+    vector_file: Option<std::path::PathBuf>,
+    k: usize,
+    min_score: Option<f64>,
+}
+
+impl Wanted {
+    fn by(&self) -> anyhow::Result<SearchBy> {
+        let vector = match (&self.vector, &self.vector_file) {
+            (Some(text), _) => Some(embedding(text, "--vector")?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Some(embedding(&text, "--vector-file")?)
+            }
+            (None, None) => None,
+        };
+        match (vector, self.text.clone()) {
+            (Some(vector), Some(text)) => Ok(SearchBy::Hybrid { vector, text }),
+            (Some(vector), None) => Ok(SearchBy::Vector(vector)),
+            (None, Some(text)) => Ok(SearchBy::Text(text)),
+            (None, None) => Err(usage(
+                "search needs --text, --vector or --vector-file (or text and a vector)",
+            )),
+        }
+    }
+
+    fn search<F>(&self, filter: F) -> anyhow::Result<Search<F>> {
+        Ok(Search {
+            by: self.by()?,
+            k: self.k,
+            min_score: self.min_score,
+            filter,
+        })
+    }
+}
+
+fn embedding(text: &str, flag: &str) -> anyhow::Result<Embedding> {
+    let values: Vec<f32> = serde_json::from_str(text)
+        .map_err(|e| usage(format!("{flag}: not a JSON array of numbers ({e})")))?;
+    Embedding::new(values).map_err(|e| usage(format!("{flag}: {e}")))
+}
+
+async fn search(
+    store: &dyn StorageBackend,
+    wanted: &Wanted,
+    kind: Kind,
+    filter: &Filter,
+    json: bool,
+) -> anyhow::Result<()> {
+    let rows: Vec<(f64, serde_json::Value, String)> = match kind {
+        Kind::Episode => {
+            let search = wanted.search(filter.query()?)?;
+            search.validate().map_err(|e| usage(e.to_string()))?;
+            store
+                .search_episodes(&search)
+                .await?
+                .into_iter()
+                .map(|hit| {
+                    let e = &hit.item;
+                    let line = format!(
+                        "{}  {}  {:<12} {}",
+                        e.id, e.start_time, e.context.domain, e.description
+                    );
+                    Ok((hit.score, serde_json::to_value(&*hit.item)?, line))
+                })
+                .collect::<anyhow::Result<_>>()?
+        }
+        Kind::Pattern => {
+            if filter.since.is_some()
+                || filter.until.is_some()
+                || filter.outcome.is_some()
+                || !filter.tag.is_empty()
+            {
+                return Err(usage(
+                    "patterns are filtered by --domain only (--since, --until, --outcome and \
+                     --tag are episode filters)",
+                ));
+            }
+            let mut query = PatternQuery::new();
+            if let Some(d) = &filter.domain {
+                query = query.domain(d.clone());
+            }
+            let search = wanted.search(query)?;
+            search.validate().map_err(|e| usage(e.to_string()))?;
+            store
+                .search_patterns(&search)
+                .await?
+                .into_iter()
+                .map(|hit| {
+                    let p = &hit.item;
+                    let line = format!(
+                        "{}  {:<12} {:<16} success {:.2}",
+                        p.id,
+                        p.domain,
+                        p.kind().as_str(),
+                        p.success_rate
+                    );
+                    Ok((hit.score, serde_json::to_value(&*hit.item)?, line))
+                })
+                .collect::<anyhow::Result<_>>()?
+        }
+        Kind::Heuristic => return Err(usage("heuristics are not searchable")),
+    };
+    if json {
+        let hits: Vec<serde_json::Value> = rows
+            .into_iter()
+            .map(|(score, item, _)| serde_json::json!({ "score": score, "item": item }))
+            .collect();
+        return print_json(&hits);
+    }
+    for (score, _, line) in &rows {
+        println!("{score:>8.4}  {line}");
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Migrate { from, to } = &cli.command {
         let (from, to) = (Location::parse(from), Location::parse(to));
@@ -348,6 +499,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Search {
+            text,
+            vector,
+            vector_file,
+            kind,
+            k,
+            min_score,
+            filter,
+            json,
+        } => {
+            let wanted = Wanted {
+                text,
+                vector,
+                vector_file,
+                k,
+                min_score,
+            };
+            search(store, &wanted, kind, &filter, json.json).await
         }
         Command::Export { kind, filter } => {
             let kinds = if kind.is_empty() {
@@ -402,6 +572,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             below_reward,
             dry_run,
             chunk,
+            chunk_ms,
             json,
         } => {
             let mut policy = RetentionPolicy::new();
@@ -410,7 +581,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             policy.keep_newest_per_domain = keep_newest;
             policy.below_reward = below_reward;
             policy.validate().map_err(|e| usage(e.to_string()))?;
-            let options = PruneOptions { dry_run, chunk };
+            let options = PruneOptions {
+                dry_run,
+                chunk,
+                chunk_time: Duration::from_millis(chunk_ms),
+            };
             let report = retention::prune(store, &policy, Timestamp::now(), options).await?;
             let summary = serde_json::json!({
                 "dry_run": dry_run,
@@ -419,6 +594,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "removed": report.removed,
                 "chunks": report.chunks,
                 "longest_chunk_ms": report.longest_chunk.as_secs_f64() * 1e3,
+                "largest_chunk": report.largest_chunk,
             });
             if json.json {
                 return print_json(&summary);
@@ -430,10 +606,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             } else {
                 println!(
-                    "removed {} of {} episodes read ({} chunks, longest {:.1} ms)",
+                    "removed {} of {} episodes read ({} chunks of at most {}, longest {:.1} ms)",
                     report.removed,
                     report.examined,
                     report.chunks,
+                    report.largest_chunk,
                     report.longest_chunk.as_secs_f64() * 1e3
                 );
             }

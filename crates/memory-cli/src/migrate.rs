@@ -5,7 +5,6 @@
 use std::hash::Hasher;
 use std::io::Write;
 
-use memory_core::limits::MAX_QUERY_LIMIT;
 use std::sync::Arc;
 
 use memory_core::{EpisodeQuery, Heuristic, Pattern, StorageBackend};
@@ -95,7 +94,7 @@ async fn counts(store: &dyn StorageBackend) -> anyhow::Result<Counts> {
     })
 }
 
-/// Copies every item of `from` into the empty `to` (pages of 1,000, each one batch write),
+/// Copies every item of `from` into the empty `to` (pages of [`jsonl::PAGE`], each one batch write),
 /// then verifies both sides' exports. `tick` gets the running count of items copied.
 pub async fn migrate(
     from: &dyn StorageBackend,
@@ -107,7 +106,7 @@ pub async fn migrate(
         return Err(MigrateError::TargetNotEmpty(existing).into());
     }
     let mut copied = Counts::default();
-    let mut query = EpisodeQuery::new().limit(MAX_QUERY_LIMIT);
+    let mut query = EpisodeQuery::new().limit(jsonl::PAGE);
     loop {
         let page = from.query_episodes(&query).await?;
         let items: Vec<_> = page.items.iter().map(|e| (**e).clone()).collect();

@@ -302,6 +302,137 @@ async fn prune_dry_run_and_real_run_agree() {
     assert_eq!(none.status.code(), Some(2), "a policy without a rule");
 }
 
+#[tokio::test]
+async fn search_by_vector_text_and_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("search.db");
+    filled(&store, 40).await;
+    let json =
+        |out: Output| -> Vec<serde_json::Value> { serde_json::from_slice(&out.stdout).unwrap() };
+    let search = |extra: &[&str]| -> Vec<String> {
+        ["--store", s(&store), "search"]
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let ok = |args: Vec<String>| ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Episode i carries [1, i, 0.5]: episode 0 is the query itself, then 1, 2...
+    let hits = json(ok(search(&[
+        "--vector",
+        "[1, 0, 0.5]",
+        "-k",
+        "3",
+        "--json",
+    ])));
+    assert_eq!(hits.len(), 3);
+    let want: Vec<String> = (0..3).map(|i| samples::episode(i).id.to_string()).collect();
+    let got: Vec<&str> = hits
+        .iter()
+        .map(|h| h["item"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want, "nearest first");
+    assert!((hits[0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+
+    // Sample episodes 2, 6, 10... end "half" done.
+    let hits = json(ok(search(&["--text", "HALF", "-k", "50", "--json"])));
+    assert_eq!(hits.len(), 10, "{hits:?}");
+    assert!(hits.iter().all(|h| h["item"].to_string().contains("half")));
+
+    let vector_file = dir.path().join("q.json");
+    std::fs::write(&vector_file, "[1, 6, 0.5]").unwrap();
+    let hits = json(ok(search(&[
+        "--vector-file",
+        s(&vector_file),
+        "--text",
+        "half",
+        "--domain",
+        &samples::episode(6).context.domain,
+        "-k",
+        "1",
+        "--json",
+    ])));
+    assert_eq!(
+        hits[0]["item"]["id"].as_str(),
+        Some(samples::episode(6).id.to_string().as_str()),
+        "first by vector and by text"
+    );
+
+    let patterns = json(ok(search(&[
+        "--kind", "pattern", "--text", "timeout", "--json",
+    ])));
+    assert!(!patterns.is_empty());
+    assert!(
+        patterns
+            .iter()
+            .all(|h| h["item"].to_string().contains("timeout"))
+    );
+
+    // Words that would be FTS5 operators are only words.
+    let hostile = ok(search(&["--text", "\"half\" OR NEAR(a b) * ^col:x"]));
+    assert!(hostile.status.success());
+    let human = ok(search(&["--text", "half", "-k", "2"]));
+    assert_eq!(String::from_utf8_lossy(&human.stdout).lines().count(), 2);
+
+    for bad in [
+        search(&[]),
+        search(&["--vector", "[1, 2]"]),
+        search(&["--vector", "not json"]),
+        search(&["--vector", "[1, 0, 0.5]", "-k", "0"]),
+        search(&["--kind", "pattern", "--text", "x", "--tag", "t"]),
+    ] {
+        let out = memory(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Chunks are sized by time: with a short `--chunk-ms` a delete holds few typical
+/// episodes, with a long one the chunks grow (doubling from 8) up to `--chunk`.
+#[tokio::test]
+async fn prune_sizes_its_chunks_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = |out: Output| -> serde_json::Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let mut largest = Vec::new();
+    for chunk_ms in ["1", "60000"] {
+        let path = dir.path().join(format!("chunks-{chunk_ms}.db"));
+        {
+            let store = TursoStorage::open(TursoConfig::local(&path)).await.unwrap();
+            let all: Vec<_> = (0..600)
+                .map(memory_core::testing::typical::typical_episode)
+                .collect();
+            store.store_episodes(&all).await.unwrap();
+        }
+        let args = [
+            "--store",
+            s(&path),
+            "prune",
+            "--keep-newest",
+            "0",
+            "--chunk",
+            "1000",
+            "--chunk-ms",
+            chunk_ms,
+            "--json",
+        ];
+        let report = json(ok(&args));
+        assert_eq!(report["removed"].as_u64(), Some(600), "{report}");
+        largest.push(report["largest_chunk"].as_u64().unwrap());
+    }
+    // Deleting a typical episode takes well over 10 µs, so 1 ms never admits 100.
+    assert!(largest[0] < 100, "1 ms chunks held up to {}", largest[0]);
+    assert!(
+        largest[1] >= 128,
+        "60 s chunks held only up to {}",
+        largest[1]
+    );
+}
+
 #[test]
 fn the_auth_token_is_never_printed() {
     let secret = "token-that-must-not-leak-7f3a";

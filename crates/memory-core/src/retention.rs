@@ -11,9 +11,13 @@
 //! - `below_reward`: it has a reward and its total is below this (an unscored episode is
 //!   never below).
 //!
-//! [`prune`] reads the store newest first, page by page, and deletes what goes in chunks of
-//! [`PruneOptions::chunk`] ids, each one `delete_episodes` call (all-or-nothing; its tags,
-//! metadata, embedding and search entries go with it; caches drop it as for any delete).
+//! [`prune`] reads the store newest first, page by page, and deletes what goes in chunks,
+//! each one `delete_episodes` call (all-or-nothing; its tags, metadata, embedding and search
+//! entries go with it; caches drop it as for any delete). Chunks are sized by time: the
+//! first holds 8 episodes, each next one is scaled by how far the last delete was from
+//! [`PruneOptions::chunk_time`] (at most doubling, never above [`PruneOptions::chunk`]), so
+//! that a delete holds the store's write lock for about that long whatever an episode
+//! costs to delete on this store.
 //! Before a chunk is deleted its episodes are read again and any that were deleted
 //! meanwhile, or rewritten so that they no longer break the age and reward rules, are left
 //! out. What remains a race: an episode rewritten between that read and the delete is
@@ -48,7 +52,7 @@ use std::time::{Duration, Instant};
 use crate::episode::Episode;
 use crate::error::{ErrorKind, Problem, Result, ValidationError};
 use crate::ids::EpisodeId;
-use crate::limits::{MAX_BATCH_ITEMS, MAX_QUERY_LIMIT};
+use crate::limits::MAX_BATCH_ITEMS;
 use crate::query::EpisodeQuery;
 use crate::storage::StorageBackend;
 use crate::time::Timestamp;
@@ -165,17 +169,24 @@ pub fn select(
 pub struct PruneOptions {
     /// Count what would go, delete nothing.
     pub dry_run: bool,
-    /// Episodes per delete (1 to [`MAX_BATCH_ITEMS`]): each chunk is one transaction, so
-    /// this bounds how long a prune holds the store's write lock at a time.
+    /// The most episodes one delete holds (1 to [`MAX_BATCH_ITEMS`]).
     pub chunk: usize,
+    /// How long one delete call should take (more than zero): each chunk is one
+    /// transaction, and its size follows this, so it bounds how long a prune holds the
+    /// store's write lock at a time.
+    pub chunk_time: Duration,
 }
 
+/// The first chunk's size, before any delete was timed.
+const FIRST_CHUNK: usize = 8;
+
 impl Default for PruneOptions {
-    /// Deletes, 100 episodes per chunk.
+    /// Deletes, chunks of at most 1,000 episodes sized to take about 20 ms each.
     fn default() -> Self {
         PruneOptions {
             dry_run: false,
-            chunk: 100,
+            chunk: 1_000,
+            chunk_time: Duration::from_millis(20),
         }
     }
 }
@@ -189,11 +200,24 @@ impl PruneOptions {
         }
     }
 
-    /// Sets the chunk size.
+    /// Sets the largest chunk.
     pub fn chunk(mut self, chunk: usize) -> Self {
         self.chunk = chunk;
         self
     }
+
+    /// Sets the time one delete should take.
+    pub fn chunk_time(mut self, time: Duration) -> Self {
+        self.chunk_time = time;
+        self
+    }
+}
+
+/// The next chunk's size after a delete of `size` episodes took `took`: scaled towards
+/// `target`, at most doubled, within `1..=max`.
+fn next_chunk(size: usize, took: Duration, target: Duration, max: usize) -> usize {
+    let scaled = size as f64 * target.as_secs_f64() / took.as_secs_f64().max(1e-6);
+    (scaled as usize).clamp(1, size.saturating_mul(2)).min(max)
 }
 
 /// What a [`prune`] did.
@@ -210,10 +234,15 @@ pub struct PruneReport {
     pub chunks: u64,
     /// The longest delete call.
     pub longest_chunk: Duration,
+    /// The most episodes one delete call held.
+    pub largest_chunk: usize,
 }
 
 /// How often a chunk is read again and retried when its delete finds an episode gone.
 const CHUNK_ATTEMPTS: usize = 3;
+
+/// Episodes read per page (what a prune holds in memory is one page and one chunk).
+const READ_PAGE: usize = 200;
 
 /// Applies `policy` to `store` at `now` (see the [module](self)).
 pub async fn prune(
@@ -234,15 +263,23 @@ pub async fn prune(
         )
         .into());
     }
+    if options.chunk_time.is_zero() {
+        return Err(ValidationError::new(
+            "chunk_time",
+            Problem::Invalid("must be longer than zero".into()),
+        )
+        .into());
+    }
     let cutoff = policy.cutoff(now);
-    let mut query = EpisodeQuery::new().limit(MAX_QUERY_LIMIT);
+    let mut query = EpisodeQuery::new().limit(READ_PAGE);
     // Without the domain rule only episodes before the cutoff can go: read no others.
     if let (None, Some(c)) = (policy.keep_newest_per_domain, cutoff) {
         query = query.until(c);
     }
     let mut report = PruneReport::default();
     let mut ranks: HashMap<String, usize> = HashMap::new();
-    let mut pending: Vec<EpisodeId> = Vec::with_capacity(options.chunk);
+    let mut size = FIRST_CHUNK.min(options.chunk);
+    let mut pending: Vec<EpisodeId> = Vec::with_capacity(size);
     loop {
         let page = store.query_episodes(&query).await?;
         for e in &page.items {
@@ -255,8 +292,11 @@ pub async fn prune(
                 }
             }
             *rank += 1;
-            if pending.len() >= options.chunk {
-                delete_chunk(store, policy, cutoff, &mut pending, &mut report).await?;
+            if pending.len() >= size
+                && let Some(took) =
+                    delete_chunk(store, policy, cutoff, &mut pending, &mut report).await?
+            {
+                size = next_chunk(size, took, options.chunk_time, options.chunk);
             }
         }
         match page.next_cursor {
@@ -270,15 +310,17 @@ pub async fn prune(
     Ok(report)
 }
 
-/// Deletes what of `pending` is still there and still breaks the age and reward rules.
+/// Deletes what of `pending` is still there and still breaks the age and reward rules;
+/// returns how long the delete that succeeded took (none when nothing was left to delete).
 async fn delete_chunk(
     store: &dyn StorageBackend,
     policy: &RetentionPolicy,
     cutoff: Option<Timestamp>,
     pending: &mut Vec<EpisodeId>,
     report: &mut PruneReport,
-) -> Result<()> {
+) -> Result<Option<Duration>> {
     let mut attempt = 0;
+    let mut took = None;
     loop {
         attempt += 1;
         let current = store.get_episodes(pending).await?;
@@ -293,11 +335,14 @@ async fn delete_chunk(
         }
         let started = Instant::now();
         let result = store.delete_episodes(&ids).await;
+        let elapsed = started.elapsed();
         report.chunks += 1;
-        report.longest_chunk = report.longest_chunk.max(started.elapsed());
+        report.longest_chunk = report.longest_chunk.max(elapsed);
+        report.largest_chunk = report.largest_chunk.max(ids.len());
         match result {
             Ok(()) => {
                 report.removed += ids.len() as u64;
+                took = Some(elapsed);
                 break;
             }
             // Someone else deleted one in between: read the chunk again.
@@ -306,7 +351,7 @@ async fn delete_chunk(
         }
     }
     pending.clear();
-    Ok(())
+    Ok(took)
 }
 
 #[cfg(test)]
@@ -375,5 +420,19 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn chunks_follow_the_time_they_take() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_chunk(8, ms(2), ms(20), 1_000), 16, "at most doubling");
+        assert_eq!(next_chunk(100, ms(40), ms(20), 1_000), 50);
+        assert_eq!(
+            next_chunk(100, ms(1), ms(20), 150),
+            150,
+            "never above the maximum"
+        );
+        assert_eq!(next_chunk(3, ms(500), ms(20), 1_000), 1, "never below one");
+        assert_eq!(next_chunk(10, Duration::ZERO, ms(20), 1_000), 20);
     }
 }

@@ -12,7 +12,7 @@ use crate::payload::decode;
 use crate::table::Table;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -180,6 +180,13 @@ const MIGRATIONS: &[&str] = &[
             WHERE rowid = (SELECT key FROM pattern_text_keys WHERE item_id = OLD.id);
         DELETE FROM pattern_text_keys WHERE item_id = OLD.id;
     END;",
+    // 8: no full-text merges triggered by deletes. With FTS5's default ('deletemerge' 10),
+    // a delete or rewrite that took a level past 10 % deleted rows merged that whole level
+    // inside its transaction: prune's deletes of typical episodes took up to 105 ms where
+    // their size alone took 20 (docs/BENCHMARKS.md). Deleted rows are dropped by the merges
+    // that writes do anyway. (A setting of the FTS5 table, kept in its config table.)
+    "INSERT INTO episode_text (episode_text, rank) VALUES ('deletemerge', 0);
+    INSERT INTO pattern_text (pattern_text, rank) VALUES ('deletemerge', 0);",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -85,7 +85,36 @@ async fn a_version_1_database_is_upgraded_and_keeps_its_data() -> anyhow::Result
     let before = store.generation().await?;
     store.store_episode(&samples::episode(1)).await?;
     assert_eq!(store.generation().await?, before + 1);
+    drop(store);
+    assert_no_delete_merges(&path).await?;
     Ok(())
+}
+
+/// Schema 8: the full-text tables never merge a level inside a delete (FTS5's
+/// 'deletemerge' is 0 in their config tables), on an upgraded file and on a new one.
+async fn assert_no_delete_merges(path: &Path) -> anyhow::Result<()> {
+    let db = libsql::Builder::new_local(path).build().await?;
+    let conn = db.connect()?;
+    for table in ["episode_text_config", "pattern_text_config"] {
+        let mut rows = conn
+            .query(
+                &format!("SELECT v FROM {table} WHERE k = 'deletemerge'"),
+                (),
+            )
+            .await?;
+        let row = rows.next().await?;
+        let value = row.map(|r| r.get::<i64>(0)).transpose()?;
+        assert_eq!(value, Some(0), "{table} in {}", path.display());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_database_has_no_delete_merges() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("memory.db");
+    drop(TursoStorage::open(TursoConfig::local(&path)).await?);
+    assert_no_delete_merges(&path).await
 }
 
 #[tokio::test]

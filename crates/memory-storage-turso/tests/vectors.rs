@@ -72,7 +72,10 @@ async fn a_schema_5_database_gets_its_vectors_and_text_indexed_on_upgrade() {
     // Scored exactly from the vector table the upgrade filled (the index is approximate: its
     // search starts at a random node, so its ranking is not pinned here).
     let store = TursoStorage::open(TursoConfig::local(&path)).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        memory_storage_turso::SCHEMA_VERSION
+    );
     let shared: Vec<Arc<Episode>> = all.iter().cloned().map(Arc::new).collect();
     for i in [0, 17, 39] {
         let s = EpisodeSearch::new(vector(i), 5);
