@@ -5,3 +5,4 @@
 pub mod jsonl;
 pub mod location;
 pub mod migrate;
+pub mod serve;

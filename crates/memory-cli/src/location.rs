@@ -67,24 +67,29 @@ impl Location {
 
     /// Opens the store (never cached: every command reads the store itself).
     pub async fn open(&self) -> anyhow::Result<Arc<dyn StorageBackend>> {
+        Ok(self.open_store().await?.backend())
+    }
+
+    /// Opens the store as the backend it is, for what only that backend reports.
+    pub async fn open_store(&self) -> anyhow::Result<Opened> {
         Ok(match self {
-            Location::Redb(path) => Arc::new(
+            Location::Redb(path) => Opened::Redb(Arc::new(
                 RedbStorage::open(path).with_context(|| format!("opening {}", path.display()))?,
-            ),
-            Location::LibsqlFile(path) => Arc::new(
+            )),
+            Location::LibsqlFile(path) => Opened::Libsql(Arc::new(
                 TursoStorage::open(TursoConfig::local(path))
                     .await
                     .with_context(|| format!("opening {}", path.display()))?,
-            ),
+            )),
             Location::Remote(url) => {
                 let token = std::env::var("TURSO_AUTH_TOKEN").ok();
                 let config = TursoConfig::from_vars(Some(url), token.as_deref())?;
                 // The URL is shown, the token never is.
-                Arc::new(
+                Opened::Libsql(Arc::new(
                     TursoStorage::open(config)
                         .await
                         .with_context(|| format!("opening {url}"))?,
-                )
+                ))
             }
         })
     }
@@ -95,5 +100,33 @@ impl Location {
             Location::Redb(path) | Location::LibsqlFile(path) => Some(path),
             Location::Remote(_) => None,
         }
+    }
+}
+
+/// An open store, as its backend.
+#[derive(Clone)]
+pub enum Opened {
+    /// A redb file.
+    Redb(Arc<RedbStorage>),
+    /// A libSQL file or server.
+    Libsql(Arc<TursoStorage>),
+}
+
+impl Opened {
+    /// The store behind the common trait.
+    pub fn backend(&self) -> Arc<dyn StorageBackend> {
+        match self {
+            Opened::Redb(store) => store.clone(),
+            Opened::Libsql(store) => store.clone(),
+        }
+    }
+
+    /// The version of the store's layout: the libSQL schema version read from the
+    /// database, or the redb file format (a file of another format is refused at open).
+    pub async fn layout_version(&self) -> anyhow::Result<i64> {
+        Ok(match self {
+            Opened::Redb(_) => i64::try_from(memory_storage_redb::FORMAT_VERSION)?,
+            Opened::Libsql(store) => store.schema_version().await?,
+        })
     }
 }

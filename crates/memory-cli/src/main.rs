@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use memory_cli::jsonl::{self, BadLine, Kinds};
-use memory_cli::location::Location;
+use memory_cli::location::{Location, Opened};
+use memory_storage_turso::CacheSettings;
 use memory_core::retention::{self, PruneOptions, RetentionPolicy};
 use memory_core::search::{Search, SearchBy};
 use memory_core::{
@@ -112,6 +113,17 @@ enum Command {
         /// The empty store to copy into.
         #[arg(long)]
         to: String,
+    },
+    /// Serves the store's metrics (contents, and for libSQL its pool and statement caches)
+    /// in the Prometheus text format at GET /metrics, until interrupted (Ctrl-C or
+    /// SIGTERM). Prints the address it listens on.
+    ServeMetrics {
+        /// Where to listen (loopback by default: the endpoint shows counts, never data).
+        #[arg(long, default_value_t = memory_metrics::DEFAULT_ADDR)]
+        addr: std::net::SocketAddr,
+        /// Seconds between two reads of the store's contents.
+        #[arg(long, default_value_t = 15)]
+        interval_secs: u64,
     },
     /// Deletes the episodes a retention policy selects (an episode goes when it breaks
     /// every rule given).
@@ -242,7 +254,12 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stats(store: &dyn StorageBackend, location: &Location, json: bool) -> anyhow::Result<()> {
+async fn stats(
+    store: &dyn StorageBackend,
+    opened: &Opened,
+    location: &Location,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut domains: std::collections::BTreeMap<String, u64> = Default::default();
     let mut query = EpisodeQuery::new().limit(jsonl::PAGE);
     loop {
@@ -259,18 +276,35 @@ async fn stats(store: &dyn StorageBackend, location: &Location, json: bool) -> a
         .file()
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| m.len());
+    let (layout, layout_name) = match opened {
+        Opened::Redb(_) => (opened.layout_version().await?, "format_version"),
+        Opened::Libsql(_) => (opened.layout_version().await?, "schema_version"),
+    };
+    // What a cached handle on this store opens with (this command reads the store itself).
+    let cache = CacheSettings::default();
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
     let report = serde_json::json!({
         "backend": store.backend_name(),
+        layout_name: layout,
         "episodes": store.count_episodes().await?,
         "patterns": store.count_patterns().await?,
         "heuristics": store.count_heuristics().await?,
         "episodes_by_domain": domains,
         "file_bytes": bytes,
+        "cache_defaults": {
+            "enabled": cache.enabled,
+            "budget_bytes": cache.budget_bytes,
+            "change_check_interval_secs": cache.change_check_interval.as_secs_f64(),
+            "max_age_secs": secs(cache.max_age),
+            "negative_ttl_secs": secs(cache.negative_ttl),
+            "write_through": cache.write_through,
+        },
     });
     if json {
         return print_json(&report);
     }
     println!("backend     {}", store.backend_name());
+    println!("{:<11} {layout}", layout_name.replace('_', " "));
     println!("episodes    {}", report["episodes"]);
     for (domain, n) in &domains {
         println!("  {domain:<20} {n}");
@@ -280,6 +314,13 @@ async fn stats(store: &dyn StorageBackend, location: &Location, json: bool) -> a
     if let Some(b) = bytes {
         println!("file        {b} bytes");
     }
+    println!(
+        "cache       a cached handle's defaults: {} MiB, other writers checked every {} ms{} \
+         (this command reads the store itself)",
+        cache.budget_bytes >> 20,
+        cache.change_check_interval.as_millis(),
+        if cache.enabled { "" } else { ", off" }
+    );
     Ok(())
 }
 
@@ -475,10 +516,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let location =
         Location::given_or_env(cli.store.as_deref()).map_err(|e| usage(e.to_string()))?;
-    let store = location.open().await?;
+    if let Command::ServeMetrics {
+        addr,
+        interval_secs,
+    } = &cli.command
+    {
+        if *interval_secs == 0 {
+            return Err(usage("--interval-secs must be at least 1"));
+        }
+        return memory_cli::serve::serve(
+            &location,
+            *addr,
+            Duration::from_secs(*interval_secs),
+            |bound| {
+                println!("serving metrics at http://{bound}/metrics");
+                let _ = std::io::stdout().flush();
+            },
+            stopped(),
+        )
+        .await;
+    }
+    let opened = location.open_store().await?;
+    let store = opened.backend();
     let store = store.as_ref();
     match cli.command {
-        Command::Stats(json) => stats(store, &location, json.json).await,
+        Command::Stats(json) => stats(store, &opened, &location, json.json).await,
         Command::Get { id, kind, json } => get(store, &id, kind, json.json).await,
         Command::Query {
             filter,
@@ -566,6 +628,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { .. } => Err(usage("migrate takes --from and --to, not --store")),
+        Command::ServeMetrics { .. } => Err(usage("serve-metrics is run before the store opens")),
         Command::Prune {
             older_than_days,
             keep_newest,
@@ -617,6 +680,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stopped() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    () = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => interrupt.await,
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await;
 }
 
 #[tokio::main]

@@ -392,6 +392,122 @@ async fn search_by_vector_text_and_both() {
     }
 }
 
+#[tokio::test]
+async fn stats_names_the_layout_version_and_cache_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let libsql = dir.path().join("stats.db");
+    filled(&libsql, 10).await;
+    let json = |out: Output| -> serde_json::Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let stats = json(ok(&["--store", s(&libsql), "stats", "--json"]));
+    assert_eq!(
+        stats["schema_version"].as_i64(),
+        Some(memory_storage_turso::SCHEMA_VERSION),
+        "{stats}"
+    );
+    assert_eq!(stats["episodes"].as_u64(), Some(10));
+    assert!(stats["cache_defaults"]["budget_bytes"].as_u64().unwrap() > 0);
+    let redb = dir.path().join("stats.redb");
+    ok(&[
+        "migrate",
+        "--from",
+        s(&libsql),
+        "--to",
+        &format!("redb:{}", s(&redb)),
+    ]);
+    let stats = json(ok(&["--store", &format!("redb:{}", s(&redb)), "stats", "--json"]));
+    assert_eq!(
+        stats["format_version"].as_u64(),
+        Some(memory_storage_redb::FORMAT_VERSION),
+        "{stats}"
+    );
+    let human = ok(&["--store", s(&libsql), "stats"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("schema version"), "{text}");
+}
+
+/// One scrape of `GET /metrics` at `addr`.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+#[tokio::test]
+async fn serve_metrics_exports_the_store_until_told_to_stop() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("served.db");
+    filled(&store, 40).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memory"))
+        .args([
+            "--store",
+            s(&store),
+            "serve-metrics",
+            "--addr",
+            "127.0.0.1:0",
+            "--interval-secs",
+            "1",
+        ])
+        .env_remove("MEMORY_STORE")
+        .env_remove("TURSO_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("serving metrics at http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    // The contents are read before the address is printed.
+    let body = scrape(&addr);
+    for expected in [
+        "\nmemory_store_up 1\n",
+        "memory_store_items{kind=\"episode\"} 40",
+        "memory_store_items{kind=\"pattern\"} 30",
+        "memory_store_items{kind=\"heuristic\"} 12",
+        &format!(
+            "memory_store_layout_version {}",
+            memory_storage_turso::SCHEMA_VERSION
+        ),
+        "memory_store_file_bytes ",
+        "memory_pool_max_connections{store=\"memory\"}",
+        "operation=\"count_episodes\"",
+    ] {
+        assert!(body.contains(expected), "{expected} missing from:\n{body}");
+    }
+    // A store that grows is seen at the next read.
+    {
+        let writer = TursoStorage::open(TursoConfig::local(&store)).await.unwrap();
+        writer.store_episode(&samples::episode(500)).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !scrape(&addr).contains("memory_store_items{kind=\"episode\"} 41") {
+        assert!(Instant::now() < deadline, "the new episode never showed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stopped by SIGTERM: {status:?}");
+}
+
 /// Chunks are sized by time: with a short `--chunk-ms` a delete holds few typical
 /// episodes, with a long one the chunks grow (doubling from 8) up to `--chunk`.
 #[tokio::test]
