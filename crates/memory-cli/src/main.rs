@@ -11,13 +11,13 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use memory_cli::jsonl::{self, BadLine, Kinds};
 use memory_cli::location::{Location, Opened};
-use memory_storage_turso::CacheSettings;
 use memory_core::retention::{self, PruneOptions, RetentionPolicy};
 use memory_core::search::{Search, SearchBy};
 use memory_core::{
     Embedding, EpisodeId, EpisodeQuery, HeuristicId, OutcomeKind, PatternId, PatternQuery,
     StorageBackend, StorageError, Timestamp,
 };
+use memory_storage_turso::CacheSettings;
 
 #[derive(Parser)]
 #[command(
@@ -114,6 +114,8 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Reads every stored item and reports those that do not decode (exit status 1 if any).
+    Check(JsonFlag),
     /// Serves the store's metrics (contents, and for libSQL its pool and statement caches)
     /// in the Prometheus text format at GET /metrics, until interrupted (Ctrl-C or
     /// SIGTERM). Prints the address it listens on.
@@ -322,6 +324,43 @@ async fn stats(
         if cache.enabled { "" } else { ", off" }
     );
     Ok(())
+}
+
+/// Items that do not decode: the store is damaged (exit status 1).
+#[derive(Debug)]
+struct Damaged(u64);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} stored items do not decode", self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
+
+async fn check(store: &dyn StorageBackend, json: bool) -> anyhow::Result<()> {
+    let bar = progress("checked");
+    let report = memory_cli::check::check(store, |n| bar.set_position(n)).await;
+    bar.finish_and_clear();
+    let report = report?;
+    if json {
+        print_json(&report)?;
+    } else {
+        for p in &report.problems {
+            println!("{} {}: {}", p.kind, p.id, p.error);
+        }
+        println!(
+            "checked {} episodes, {} patterns, {} heuristics: {} do not decode",
+            report.checked.episodes,
+            report.checked.patterns,
+            report.checked.heuristics,
+            report.problems.len()
+        );
+    }
+    match report.problems.len() as u64 {
+        0 => Ok(()),
+        n => Err(Damaged(n).into()),
+    }
 }
 
 async fn get(store: &dyn StorageBackend, id: &str, kind: Kind, json: bool) -> anyhow::Result<()> {
@@ -541,6 +580,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = store.as_ref();
     match cli.command {
         Command::Stats(json) => stats(store, &opened, &location, json.json).await,
+        Command::Check(json) => check(store, json.json).await,
         Command::Get { id, kind, json } => get(store, &id, kind, json.json).await,
         Command::Query {
             filter,

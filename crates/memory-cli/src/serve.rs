@@ -74,7 +74,8 @@ impl Contents {
         self.layout.set(opened.layout_version().await?);
         if let Some(path) = location.file() {
             let bytes = std::fs::metadata(path)?.len();
-            self.file_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.file_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         Ok(())
     }

@@ -414,7 +414,12 @@ async fn stats_names_the_layout_version_and_cache_defaults() {
         "--to",
         &format!("redb:{}", s(&redb)),
     ]);
-    let stats = json(ok(&["--store", &format!("redb:{}", s(&redb)), "stats", "--json"]));
+    let stats = json(ok(&[
+        "--store",
+        &format!("redb:{}", s(&redb)),
+        "stats",
+        "--json",
+    ]));
     assert_eq!(
         stats["format_version"].as_u64(),
         Some(memory_storage_redb::FORMAT_VERSION),
@@ -491,7 +496,9 @@ async fn serve_metrics_exports_the_store_until_told_to_stop() {
     }
     // A store that grows is seen at the next read.
     {
-        let writer = TursoStorage::open(TursoConfig::local(&store)).await.unwrap();
+        let writer = TursoStorage::open(TursoConfig::local(&store))
+            .await
+            .unwrap();
         writer.store_episode(&samples::episode(500)).await.unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -506,6 +513,73 @@ async fn serve_metrics_exports_the_store_until_told_to_stop() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "stopped by SIGTERM: {status:?}");
+}
+
+/// `memory check` reads every item: a sound store exits 0 with its counts; an episode and a
+/// pattern whose payloads were damaged are named (exit status 1), the others still read.
+#[tokio::test]
+async fn check_names_the_items_that_do_not_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("checked.db");
+    filled(&store, 450).await;
+    let json = |out: Output| -> serde_json::Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let sound = json(ok(&["--store", s(&store), "check", "--json"]));
+    assert_eq!(sound["checked"]["episodes"], 450, "{sound}");
+    assert_eq!(sound["checked"]["patterns"], 30);
+    assert_eq!(sound["checked"]["heuristics"], 12);
+    assert_eq!(sound["problems"].as_array().map(Vec::len), Some(0));
+
+    let (episode, pattern) = (samples::episode(321).id, samples::pattern(7).id);
+    {
+        let db = libsql::Builder::new_local(&store).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        conn.execute(
+            "UPDATE episodes SET payload = x'ff0013' WHERE id = ?1",
+            [episode.as_bytes().to_vec()],
+        )
+        .await
+        .unwrap();
+        conn.execute(
+            "UPDATE patterns SET encoding = 77 WHERE id = ?1",
+            [pattern.as_bytes().to_vec()],
+        )
+        .await
+        .unwrap();
+    }
+    let out = memory(&["--store", s(&store), "check", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a damaged store fails the check"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["checked"]["episodes"], 450,
+        "the check went past them"
+    );
+    let problems: Vec<(String, String)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        vec![
+            ("episode".to_string(), episode.to_string()),
+            ("pattern".to_string(), pattern.to_string())
+        ]
+    );
+    let human = memory(&["--store", s(&store), "check"]);
+    assert_eq!(human.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains(&format!("episode {episode}")), "{text}");
+    assert!(text.contains("2 do not decode"), "{text}");
 }
 
 /// Chunks are sized by time: with a short `--chunk-ms` a delete holds few typical

@@ -14,7 +14,17 @@ pub trait Entity:
     Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static
 {
     /// The item's typed id.
-    type Id: Copy + Eq + Ord + Hash + Debug + Display + Send + Sync + 'static;
+    type Id: Copy
+        + Eq
+        + Ord
+        + Hash
+        + Debug
+        + Display
+        + From<uuid::Uuid>
+        + Into<uuid::Uuid>
+        + Send
+        + Sync
+        + 'static;
 
     /// Which kind of item this is.
     const KIND: EntityKind;

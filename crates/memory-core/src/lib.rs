@@ -74,6 +74,7 @@ pub use json_text::MAX_JSON_DEPTH;
 pub use memory::InMemoryStorage;
 pub use pattern::{Effectiveness, OutcomeStats, Pattern, PatternData, PatternKind};
 pub use query::{BadCursor, EpisodeCursor, EpisodePage, EpisodeQuery, PatternQuery};
-pub use storage::StorageBackend;
+pub use storage::{ItemCheck, StorageBackend};
 pub use time::Timestamp;
+pub use uuid::Uuid;
 pub use validate::{validate_batch, validate_ids, validate_list_limit};

@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
+use uuid::Uuid;
 
 use crate::episode::Episode;
-use crate::error::{Result, StorageError};
+use crate::error::{EntityKind, Result, StorageError};
 use crate::feed::{Change, Changed, ChangesSince, MemoryFeed};
 use crate::heuristic::Heuristic;
 use crate::ids::{EpisodeId, HeuristicId, PatternId};
 use crate::pattern::Pattern;
 use crate::query::{EpisodePage, EpisodeQuery, PatternQuery};
 use crate::search::{EpisodeSearch, PatternSearch, Scored};
-use crate::storage::StorageBackend;
+use crate::storage::{ItemCheck, StorageBackend};
 use crate::time::Timestamp;
 use crate::validate::{validate_batch, validate_ids};
 
@@ -195,6 +196,20 @@ impl InMemoryStorage {
             .collect())
     }
 
+    /// Items are held decoded, so every one is sound.
+    fn check_after<E: Stored>(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<ItemCheck>> {
+        crate::validate_list_limit(limit)?;
+        let tables = self.tables.read();
+        let from = after
+            .map(E::Id::from)
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(E::rows(&tables)
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(id, _)| ItemCheck::sound(*id))
+            .collect())
+    }
+
     fn delete_many<E: Stored>(&self, ids: &[E::Id]) -> Result<()> {
         validate_ids(ids, true)?;
         let mut tables = self.tables.write();
@@ -319,6 +334,19 @@ impl StorageBackend for InMemoryStorage {
         limit: usize,
     ) -> Result<Vec<Arc<Heuristic>>> {
         self.list_after(after, limit)
+    }
+
+    async fn check_items(
+        &self,
+        kind: EntityKind,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ItemCheck>> {
+        match kind {
+            EntityKind::Episode => self.check_after::<Episode>(after, limit),
+            EntityKind::Pattern => self.check_after::<Pattern>(after, limit),
+            EntityKind::Heuristic => self.check_after::<Heuristic>(after, limit),
+        }
     }
 
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use uuid::Uuid;
 
 use crate::episode::Episode;
-use crate::error::Result;
+use crate::error::{EntityKind, Result, StorageError};
 use crate::heuristic::Heuristic;
 use crate::ids::{EpisodeId, HeuristicId, PatternId};
 use crate::pattern::Pattern;
@@ -117,6 +118,20 @@ pub trait StorageBackend: Send + Sync {
     /// How many heuristics are stored.
     async fn count_heuristics(&self) -> Result<u64>;
 
+    /// Reads up to `limit` (1 to [`MAX_QUERY_LIMIT`](crate::limits::MAX_QUERY_LIMIT))
+    /// stored items of `kind` with ids above `after` (from the first with `None`), by
+    /// ascending id, and says for each whether it decodes: every stored item, page by page,
+    /// for integrity checks (`memory check`). Unlike the other reads, an item that does not
+    /// decode is not an error of the call but an [`ItemCheck`] holding the `Corrupt` error
+    /// reading it gives, so that a check goes on past it. A limit out of range is
+    /// `InvalidInput`.
+    async fn check_items(
+        &self,
+        kind: EntityKind,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<ItemCheck>>;
+
     /// The `search.k` episodes whose embeddings are most similar (cosine) to `search.vector`
     /// among those `search.filter` matches, best first, ties broken by id
     /// ([`crate::search`]); episodes without an embedding are not candidates. A bad search
@@ -177,6 +192,8 @@ macro_rules! with_storage_methods {
             delete_heuristics(ids: &[HeuristicId]) -> ();
             count_heuristics() -> u64;
             list_heuristics(after: Option<HeuristicId>, limit: usize) -> Vec<Arc<Heuristic>>;
+            check_items(kind: crate::EntityKind, after: Option<crate::Uuid>, limit: usize)
+                -> Vec<crate::ItemCheck>;
             search_episodes(search: &EpisodeSearch) -> Vec<Scored<Episode>>;
             search_patterns(search: &PatternSearch) -> Vec<Scored<Pattern>>;
         }
@@ -187,3 +204,31 @@ macro_rules! with_storage_methods {
 pub(crate) use with_storage_methods;
 
 with_storage_methods!(forward_to_shared);
+
+/// One stored item as [`StorageBackend::check_items`] found it.
+#[derive(Clone, Debug)]
+pub struct ItemCheck {
+    /// The item's id (of the kind asked for).
+    pub id: Uuid,
+    /// Why it cannot be read (a `Corrupt` error), or `None` when it decodes.
+    pub problem: Option<StorageError>,
+}
+
+impl ItemCheck {
+    /// An item that decodes.
+    pub fn sound(id: impl Into<Uuid>) -> Self {
+        ItemCheck {
+            id: id.into(),
+            problem: None,
+        }
+    }
+
+    /// Checks items by decoding them: `decoded` is each id with the result of decoding its
+    /// stored bytes.
+    pub fn of<T>(id: impl Into<Uuid>, decoded: &Result<T>) -> Self {
+        ItemCheck {
+            id: id.into(),
+            problem: decoded.as_ref().err().cloned(),
+        }
+    }
+}

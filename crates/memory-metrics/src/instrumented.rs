@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use memory_core::search::{EpisodeSearch, PatternSearch, Scored};
 use memory_core::stats::{CachedStats, CachedStorageStats};
 use memory_core::{
-    Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId, Pattern,
-    PatternId, PatternQuery, Result, StorageBackend,
+    EntityKind, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, Heuristic, HeuristicId,
+    ItemCheck, Pattern, PatternId, PatternQuery, Result, StorageBackend, Uuid,
 };
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
@@ -18,7 +18,7 @@ use prometheus::{
 use crate::buckets;
 
 /// Every operation, in the order of [`OPERATIONS`].
-const OPERATION_COUNT: usize = 27;
+const OPERATION_COUNT: usize = 28;
 
 /// The `operation` label values.
 pub const OPERATIONS: [&str; OPERATION_COUNT] = [
@@ -49,6 +49,7 @@ pub const OPERATIONS: [&str; OPERATION_COUNT] = [
     "search_patterns",
     "list_patterns",
     "list_heuristics",
+    "check_items",
 ];
 
 /// The error kinds, in outcome order after "ok".
@@ -296,4 +297,5 @@ instrumented! {
     24 search_patterns(search: &PatternSearch) -> Vec<Scored<Pattern>>;
     25 list_patterns(after: Option<PatternId>, limit: usize) -> Vec<Arc<Pattern>>;
     26 list_heuristics(after: Option<HeuristicId>, limit: usize) -> Vec<Arc<Heuristic>>;
+    27 check_items(kind: EntityKind, after: Option<Uuid>, limit: usize) -> Vec<ItemCheck>;
 }

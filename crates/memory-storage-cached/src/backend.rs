@@ -373,4 +373,14 @@ impl<S: StorageBackend + 'static> StorageBackend for CachedStorage<S> {
         self.shared().fresh().await;
         self.inner().list_heuristics(after, limit).await
     }
+
+    /// Never cached: a check reads what the store holds.
+    async fn check_items(
+        &self,
+        kind: memory_core::EntityKind,
+        after: Option<memory_core::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<memory_core::ItemCheck>> {
+        self.inner().check_items(kind, after, limit).await
+    }
 }

@@ -243,6 +243,41 @@ impl RedbStorage {
         })
     }
 
+    /// As [`list`](Self::list), each item's decoding reported instead of returned.
+    fn check<E: Row>(
+        &self,
+        after: Option<memory_core::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<memory_core::ItemCheck>> {
+        memory_core::validate_list_limit(limit)?;
+        contained(&self.path, "checking", || {
+            let txn = self.read()?;
+            let table = match txn.open_table(E::TABLE) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(db("opening a table", e)),
+            };
+            let after = after.map(|id| E::key(&E::Id::from(id)));
+            let from = after
+                .as_ref()
+                .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+            let mut out = Vec::with_capacity(limit.min(64));
+            for row in table
+                .range::<&[u8; 16]>((from, std::ops::Bound::Unbounded))
+                .map_err(|e| db("checking", e))?
+                .take(limit)
+            {
+                let (key, value) = row.map_err(|e| db("checking", e))?;
+                let decoded = memory_core::codec::decode::<E>(value.value());
+                out.push(memory_core::ItemCheck::of(
+                    memory_core::Uuid::from_bytes(*key.value()),
+                    &decoded,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
     fn count<E: Row>(&self) -> Result<u64> {
         contained(&self.path, "counting", || self.count_unguarded::<E>())
     }
@@ -648,6 +683,19 @@ impl StorageBackend for RedbStorage {
         limit: usize,
     ) -> Result<Vec<Arc<Heuristic>>> {
         self.list(after, limit)
+    }
+
+    async fn check_items(
+        &self,
+        kind: memory_core::EntityKind,
+        after: Option<memory_core::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<memory_core::ItemCheck>> {
+        match kind {
+            memory_core::EntityKind::Episode => self.check::<Episode>(after, limit),
+            memory_core::EntityKind::Pattern => self.check::<Pattern>(after, limit),
+            memory_core::EntityKind::Heuristic => self.check::<Heuristic>(after, limit),
+        }
     }
 
     /// Exact: every episode the filter matches scored (by text: every episode read, for

@@ -1,4 +1,5 @@
-//! The file itself: its lock against a second process, and its format record.
+//! The file itself: its lock against a second process, its format record, and an item
+//! whose stored bytes do not decode.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -93,6 +94,45 @@ async fn a_newer_format_is_refused_and_left_as_it_was() {
         store.get_episode(episode.id).await.unwrap().as_deref(),
         Some(&episode)
     );
+}
+
+/// `check_items` names the episode whose bytes were damaged and goes on past it; reading
+/// that episode gives the `Corrupt` error it reports.
+#[tokio::test]
+async fn check_items_names_an_item_that_does_not_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.redb");
+    let episodes: Vec<_> = (0..5).map(samples::episode).collect();
+    {
+        let store = RedbStorage::open(&path).unwrap();
+        store.store_episodes(&episodes).await.unwrap();
+    }
+    let damaged = episodes[2].id;
+    {
+        let table: redb::TableDefinition<&[u8; 16], &[u8]> = redb::TableDefinition::new("episodes");
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(table)
+            .unwrap()
+            .insert(damaged.as_bytes(), &[0xff, 0x00, 0x13][..])
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = RedbStorage::open(&path).unwrap();
+    let checked = store
+        .check_items(memory_core::EntityKind::Episode, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(checked.len(), 5, "the damaged item does not stop the check");
+    let bad: Vec<_> = checked.iter().filter(|c| c.problem.is_some()).collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].id, memory_core::Uuid::from(damaged));
+    assert_eq!(
+        bad[0].problem.as_ref().map(|e| e.kind()),
+        Some(ErrorKind::Corrupt)
+    );
+    let read = store.get_episode(damaged).await.unwrap_err();
+    assert_eq!(read.kind(), ErrorKind::Corrupt);
 }
 
 #[test]

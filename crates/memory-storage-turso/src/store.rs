@@ -876,6 +876,26 @@ impl TursoStorage {
         self.select_items::<E>(&sql).await
     }
 
+    /// Up to `limit` items with ids above `after`, each with what decoding it gave.
+    async fn check_items_of<E: Table>(
+        &self,
+        after: Option<memory_core::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<memory_core::ItemCheck>> {
+        memory_core::validate_list_limit(limit)?;
+        let after = after.map_or_else(Vec::new, |id| id.as_bytes().to_vec());
+        let text = format!(
+            "SELECT id, encoding, payload FROM {} WHERE id > ? ORDER BY id LIMIT ?",
+            E::TABLE
+        );
+        let params = vec![Value::Blob(after), Value::Integer(limit as i64)];
+        self.with_conn(job(move |conn| {
+            let (text, params) = (text.clone(), params.clone());
+            Box::pin(async move { check_rows::<E>(conn, &text, params).await })
+        }))
+        .await
+    }
+
     /// Decoded items of the rows `sql` selects (`id, encoding, payload`), in row order.
     async fn select_items<E: Table>(&self, sql: &Sql) -> Result<Vec<Arc<E>>> {
         let (text, params) = (sql.text.clone(), sql.params.clone());
@@ -1337,6 +1357,37 @@ async fn select_rows<E: Table>(
     result
 }
 
+/// The rows `sql` selects (`id, encoding, payload`), each id with what decoding its payload
+/// gave (a row whose id is not 16 bytes fails the call: it cannot be named or paged past).
+async fn check_rows<E: Table>(
+    conn: &mut Conn,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<memory_core::ItemCheck>> {
+    let stmt = statement(conn, sql).await?;
+    let result = async {
+        let mut out = Vec::new();
+        let mut rows = stmt.query(params).await.map_err(|e| db("reading", e))?;
+        while let Some(row) = rows.next().await.map_err(|e| db("reading", e))? {
+            let id_bytes: Vec<u8> = row.get(0).map_err(|e| db("reading an id", e))?;
+            let id_bytes: [u8; 16] = id_bytes.try_into().map_err(|bytes: Vec<u8>| {
+                StorageError::corrupt(format!("a {} row has a {}-byte id", E::KIND, bytes.len()))
+            })?;
+            let id = E::id_from(id_bytes);
+            let decoded = (|| {
+                let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
+                let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
+                decode::<E>(encoding, &payload, format_args!("{} {id}", E::KIND))
+            })();
+            out.push(memory_core::ItemCheck::of(id, &decoded));
+        }
+        Ok(out)
+    }
+    .await;
+    stmt.reset();
+    result
+}
+
 /// The candidates a search statement (`vectors::search_sql`) returns, and how many items
 /// its filter matched.
 async fn search_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<(Vec<Arc<E>>, i64)> {
@@ -1641,6 +1692,21 @@ impl StorageBackend for TursoStorage {
         limit: usize,
     ) -> Result<Vec<Arc<Heuristic>>> {
         self.list_items(after, limit).await
+    }
+
+    async fn check_items(
+        &self,
+        kind: memory_core::EntityKind,
+        after: Option<memory_core::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<memory_core::ItemCheck>> {
+        match kind {
+            memory_core::EntityKind::Episode => self.check_items_of::<Episode>(after, limit).await,
+            memory_core::EntityKind::Pattern => self.check_items_of::<Pattern>(after, limit).await,
+            memory_core::EntityKind::Heuristic => {
+                self.check_items_of::<Heuristic>(after, limit).await
+            }
+        }
     }
 
     /// Exact for now: every episode the filter matches, read page by page and scored.

@@ -186,6 +186,7 @@ macro_rules! conformance_tests {
             retention_invalid_policies => $crate::testing::checks::retention::invalid_policies,
             pattern_list_pages_through_everything => $crate::testing::checks::listing::patterns,
             heuristic_list_pages_through_everything => $crate::testing::checks::listing::heuristics,
+            check_items_reports_every_item => $crate::testing::checks::listing::checks,
         }
     };
 }

@@ -1,5 +1,5 @@
-//! Listing checks: `list_patterns` and `list_heuristics` page through every stored item by
-//! ascending id, and refuse a limit out of range.
+//! Listing checks: `list_patterns`, `list_heuristics` and `check_items` page through every
+//! stored item by ascending id, and refuse a limit out of range.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -125,4 +125,99 @@ pub async fn heuristics(b: &dyn StorageBackend) -> anyhow::Result<()> {
         b.list_heuristics(after, limit)
     })
     .await
+}
+
+/// `check_items`: 60 episodes, 30 patterns and 20 heuristics stored, a few of each deleted;
+/// pages of 7 report every other stored id of each kind once, ascending, each sound; nothing
+/// after the last; kinds stay apart; limits out of range refused.
+pub async fn checks(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    use crate::{EntityKind, Uuid};
+    for kind in [
+        EntityKind::Episode,
+        EntityKind::Pattern,
+        EntityKind::Heuristic,
+    ] {
+        ensure!(
+            b.check_items(kind, None, 10).await?.is_empty(),
+            "an empty store has no {kind:?} to check"
+        );
+    }
+    let episodes: Vec<_> = (0..60).map(samples::episode).collect();
+    b.store_episodes(&episodes).await?;
+    let patterns: Vec<_> = (0..30).map(samples::pattern).collect();
+    b.store_patterns(&patterns).await?;
+    let heuristics: Vec<_> = (0..20).map(samples::heuristic).collect();
+    b.store_heuristics(&heuristics).await?;
+    let gone_episodes: Vec<_> = episodes.iter().step_by(9).map(|e| e.id).collect();
+    b.delete_episodes(&gone_episodes).await?;
+    let gone_patterns: Vec<_> = patterns.iter().step_by(7).map(|p| p.id).collect();
+    b.delete_patterns(&gone_patterns).await?;
+    let gone_heuristics: Vec<_> = heuristics.iter().step_by(5).map(|h| h.id).collect();
+    b.delete_heuristics(&gone_heuristics).await?;
+
+    let kept = |all: Vec<Uuid>, gone: Vec<Uuid>| -> Vec<Uuid> {
+        let set: BTreeSet<Uuid> = all.into_iter().filter(|id| !gone.contains(id)).collect();
+        set.into_iter().collect()
+    };
+    let expected = [
+        (
+            EntityKind::Episode,
+            kept(
+                episodes.iter().map(|e| e.id.into()).collect(),
+                gone_episodes.iter().map(|&id| id.into()).collect(),
+            ),
+        ),
+        (
+            EntityKind::Pattern,
+            kept(
+                patterns.iter().map(|p| p.id.into()).collect(),
+                gone_patterns.iter().map(|&id| id.into()).collect(),
+            ),
+        ),
+        (
+            EntityKind::Heuristic,
+            kept(
+                heuristics.iter().map(|h| h.id.into()).collect(),
+                gone_heuristics.iter().map(|&id| id.into()).collect(),
+            ),
+        ),
+    ];
+    for (kind, wanted) in expected {
+        let mut seen: Vec<Uuid> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = b.check_items(kind, after, 7).await?;
+            ensure!(page.len() <= 7, "a page of {} for a limit of 7", page.len());
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for item in page {
+                ensure!(
+                    item.problem.is_none(),
+                    "{kind:?} {} reported unsound: {:?}",
+                    item.id,
+                    item.problem
+                );
+                ensure!(
+                    seen.last().is_none_or(|prev| *prev < item.id),
+                    "{kind:?} ids out of order at {}",
+                    item.id
+                );
+                seen.push(item.id);
+            }
+        }
+        ensure!(
+            seen == wanted,
+            "{kind:?}: checked {} ids, {} stored (or not the same ones)",
+            seen.len(),
+            wanted.len()
+        );
+        for limit in [0, MAX_QUERY_LIMIT + 1] {
+            expect_kind(
+                b.check_items(kind, None, limit).await,
+                ErrorKind::InvalidInput,
+                "a limit out of range",
+            )?;
+        }
+    }
+    Ok(())
 }
