@@ -235,18 +235,36 @@ impl Filter {
     }
 }
 
-/// A bar on a terminal, nothing when stderr is piped.
-fn progress(what: &'static str) -> ProgressBar {
+/// Progress on a terminal, nothing when stderr is piped: a bar with a rate and the time
+/// left when the total is known, else a spinner with the count and the rate.
+fn progress(what: &'static str, total: Option<u64>) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec})") {
-        bar.set_style(style);
+    let (bar, template) = match total {
+        Some(total) => (
+            ProgressBar::new(total),
+            "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{spinner} {msg} {pos} ({per_sec})",
+        ),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Every item of `store`, for a progress bar's total (none if the store cannot say).
+async fn total_items(store: &dyn StorageBackend) -> Option<u64> {
+    let episodes = store.count_episodes().await.ok()?;
+    let patterns = store.count_patterns().await.ok()?;
+    let heuristics = store.count_heuristics().await.ok()?;
+    Some(episodes + patterns + heuristics)
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -339,7 +357,7 @@ impl std::fmt::Display for Damaged {
 impl std::error::Error for Damaged {}
 
 async fn check(store: &dyn StorageBackend, json: bool) -> anyhow::Result<()> {
-    let bar = progress("checked");
+    let bar = progress("checked", total_items(store).await);
     let report = memory_cli::check::check(store, |n| bar.set_position(n)).await;
     bar.finish_and_clear();
     let report = report?;
@@ -536,7 +554,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Err(usage("--from and --to are the same store"));
         }
         let (source, target) = (from.open().await?, to.open().await?);
-        let bar = progress("copied");
+        let bar = progress("copied", total_items(source.as_ref()).await);
         let done =
             memory_cli::migrate::migrate(source.as_ref(), target.as_ref(), |n| bar.set_position(n))
                 .await;
@@ -631,7 +649,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     heuristics: kind.contains(&Kind::Heuristic),
                 }
             };
-            let bar = progress("exported");
+            // The total is known only for an unfiltered export of every kind.
+            let unfiltered = filter.query()? == EpisodeQuery::new() && kinds == Kinds::ALL;
+            let total = if unfiltered {
+                total_items(store).await
+            } else {
+                None
+            };
+            let bar = progress("exported", total);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let counts = jsonl::export(store, kinds, &filter.query()?, &mut out, |n| {
                 bar.set_position(n)
@@ -654,7 +679,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
-            let bar = progress("lines");
+            let bar = progress("lines", None);
             let done = jsonl::import(store, BufReader::new(input), from_line, batch, |line| {
                 bar.set_position(line as u64)
             })
@@ -689,7 +714,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 chunk,
                 chunk_time: Duration::from_millis(chunk_ms),
             };
-            let report = retention::prune(store, &policy, Timestamp::now(), options).await?;
+            let bar = progress("episodes read", store.count_episodes().await.ok());
+            let report =
+                retention::prune_observed(store, &policy, Timestamp::now(), options, |r| {
+                    bar.set_position(r.examined)
+                })
+                .await;
+            bar.finish_and_clear();
+            let report = report?;
             let summary = serde_json::json!({
                 "dry_run": dry_run,
                 "examined": report.examined,

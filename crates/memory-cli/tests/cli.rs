@@ -523,7 +523,13 @@ async fn check_names_the_items_that_do_not_decode() {
     let store = dir.path().join("checked.db");
     filled(&store, 450).await;
     let json = |out: Output| -> serde_json::Value { serde_json::from_slice(&out.stdout).unwrap() };
-    let sound = json(ok(&["--store", s(&store), "check", "--json"]));
+    let sound = ok(&["--store", s(&store), "check", "--json"]);
+    assert!(
+        sound.stderr.is_empty(),
+        "no progress is drawn when stderr is not a terminal: {:?}",
+        String::from_utf8_lossy(&sound.stderr)
+    );
+    let sound = json(sound);
     assert_eq!(sound["checked"]["episodes"], 450, "{sound}");
     assert_eq!(sound["checked"]["patterns"], 30);
     assert_eq!(sound["checked"]["heuristics"], 12);

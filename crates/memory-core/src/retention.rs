@@ -251,6 +251,18 @@ pub async fn prune(
     now: Timestamp,
     options: PruneOptions,
 ) -> Result<PruneReport> {
+    prune_observed(store, policy, now, options, |_| {}).await
+}
+
+/// [`prune`], calling `progress` with the report so far after every page read (for a
+/// progress display: `examined` counts up to the episodes read).
+pub async fn prune_observed(
+    store: &dyn StorageBackend,
+    policy: &RetentionPolicy,
+    now: Timestamp,
+    options: PruneOptions,
+    mut progress: impl FnMut(&PruneReport),
+) -> Result<PruneReport> {
     policy.validate()?;
     if !(1..=MAX_BATCH_ITEMS).contains(&options.chunk) {
         return Err(ValidationError::new(
@@ -299,6 +311,7 @@ pub async fn prune(
                 size = next_chunk(size, took, options.chunk_time, options.chunk);
             }
         }
+        progress(&report);
         match page.next_cursor {
             Some(cursor) => query = query.after(cursor),
             None => break,
@@ -434,5 +447,84 @@ mod tests {
         );
         assert_eq!(next_chunk(3, ms(500), ms(20), 1_000), 1, "never below one");
         assert_eq!(next_chunk(10, Duration::ZERO, ms(20), 1_000), 20);
+    }
+
+    /// Runs `action` on the inner store once, just before the first call named `trigger`
+    /// is forwarded: a write by someone else landing at that point of a prune.
+    struct Interleaved {
+        inner: crate::InMemoryStorage,
+        trigger: &'static str,
+        action: parking_lot::Mutex<Option<Episode>>,
+    }
+
+    impl Interleaved {
+        async fn before(&self, op: &str) {
+            if op != self.trigger {
+                return;
+            }
+            let pending = self.action.lock().take();
+            if let Some(rewrite) = pending {
+                self.inner.store_episode(&rewrite).await.unwrap();
+            }
+        }
+    }
+
+    macro_rules! interleaved {
+        ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+            #[async_trait::async_trait]
+            impl StorageBackend for Interleaved {
+                fn backend_name(&self) -> &'static str {
+                    "interleaved"
+                }
+                $(
+                    async fn $name(&self, $($arg: $ty),*) -> Result<$out> {
+                        self.before(stringify!($name)).await;
+                        self.inner.$name($($arg),*).await
+                    }
+                )*
+            }
+        };
+    }
+
+    use crate::query::{EpisodePage, PatternQuery};
+    use crate::search::{EpisodeSearch, PatternSearch, Scored};
+    use crate::{Heuristic, HeuristicId, Pattern, PatternId};
+    use std::sync::Arc;
+    crate::storage::with_storage_methods!(interleaved);
+
+    /// The prune reads a chunk again before deleting it: an episode rewritten after the
+    /// scan selected it but before that read (here: just before it) no longer breaks the
+    /// policy and is spared; one rewritten after that read is the documented race.
+    #[tokio::test]
+    async fn a_rewrite_before_the_chunk_is_read_again_is_spared() {
+        let now = Timestamp::now();
+        for (trigger, spared) in [("get_episodes", true), ("delete_episodes", false)] {
+            let all: Vec<Episode> = (0..5)
+                .map(|i| episode("a", 10 + i, Some(0.1), now))
+                .collect();
+            let mut rewrite = all[2].clone();
+            rewrite.reward = episode("a", 0, Some(0.9), now).reward;
+            let store = Interleaved {
+                inner: crate::InMemoryStorage::new(),
+                trigger,
+                action: parking_lot::Mutex::new(Some(rewrite)),
+            };
+            store.inner.store_episodes(&all).await.unwrap();
+            let policy = RetentionPolicy::new().below_reward(0.5);
+            let report = prune(&store, &policy, now, PruneOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(
+                report.selected, 5,
+                "{trigger}: the scan saw all five at 0.1"
+            );
+            let kept = store.inner.get_episode(all[2].id).await.unwrap();
+            assert_eq!(kept.is_some(), spared, "{trigger}");
+            assert_eq!(report.removed, if spared { 4 } else { 5 }, "{trigger}");
+            assert_eq!(
+                store.inner.count_episodes().await.unwrap(),
+                u64::from(spared)
+            );
+        }
     }
 }

@@ -200,7 +200,7 @@ macro_rules! with_storage_methods {
     };
 }
 // The testing `Yielding` store expands the same list.
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use with_storage_methods;
 
 with_storage_methods!(forward_to_shared);
