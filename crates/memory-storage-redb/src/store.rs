@@ -216,10 +216,17 @@ impl RedbStorage {
             .collect()
     }
 
-    /// Up to `limit` items with ids above `after`, by ascending id (the table's key order).
-    fn list<E: Row>(&self, after: Option<E::Id>, limit: usize) -> Result<Vec<Arc<E>>> {
+    /// `each` of up to `limit` rows of `E`'s table with keys above `after`, by ascending
+    /// key (the ids' order): the key and the stored bytes.
+    fn rows_after<E: Row, T>(
+        &self,
+        what: &'static str,
+        after: Option<E::Id>,
+        limit: usize,
+        mut each: impl FnMut(&[u8; 16], &[u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
         memory_core::validate_list_limit(limit)?;
-        contained(&self.path, "listing", || {
+        contained(&self.path, what, || {
             let txn = self.read()?;
             let table = match txn.open_table(E::TABLE) {
                 Ok(table) => table,
@@ -233,13 +240,20 @@ impl RedbStorage {
             let mut out = Vec::with_capacity(limit.min(64));
             for row in table
                 .range::<&[u8; 16]>((from, std::ops::Bound::Unbounded))
-                .map_err(|e| db("listing", e))?
+                .map_err(|e| db(what, e))?
                 .take(limit)
             {
-                let (_, value) = row.map_err(|e| db("listing", e))?;
-                out.push(Arc::new(memory_core::codec::decode::<E>(value.value())?));
+                let (key, value) = row.map_err(|e| db(what, e))?;
+                out.push(each(key.value(), value.value())?);
             }
             Ok(out)
+        })
+    }
+
+    /// Up to `limit` items with ids above `after`, by ascending id (the table's key order).
+    fn list<E: Row>(&self, after: Option<E::Id>, limit: usize) -> Result<Vec<Arc<E>>> {
+        self.rows_after::<E, _>("listing", after, limit, |_, bytes| {
+            Ok(Arc::new(memory_core::codec::decode::<E>(bytes)?))
         })
     }
 
@@ -249,32 +263,12 @@ impl RedbStorage {
         after: Option<memory_core::Uuid>,
         limit: usize,
     ) -> Result<Vec<memory_core::ItemCheck>> {
-        memory_core::validate_list_limit(limit)?;
-        contained(&self.path, "checking", || {
-            let txn = self.read()?;
-            let table = match txn.open_table(E::TABLE) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(db("opening a table", e)),
-            };
-            let after = after.map(|id| E::key(&E::Id::from(id)));
-            let from = after
-                .as_ref()
-                .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-            let mut out = Vec::with_capacity(limit.min(64));
-            for row in table
-                .range::<&[u8; 16]>((from, std::ops::Bound::Unbounded))
-                .map_err(|e| db("checking", e))?
-                .take(limit)
-            {
-                let (key, value) = row.map_err(|e| db("checking", e))?;
-                let decoded = memory_core::codec::decode::<E>(value.value());
-                out.push(memory_core::ItemCheck::of(
-                    memory_core::Uuid::from_bytes(*key.value()),
-                    &decoded,
-                ));
-            }
-            Ok(out)
+        self.rows_after::<E, _>("checking", after.map(E::Id::from), limit, |key, bytes| {
+            let decoded = memory_core::codec::decode::<E>(bytes);
+            Ok(memory_core::ItemCheck::of(
+                memory_core::Uuid::from_bytes(*key),
+                &decoded,
+            ))
         })
     }
 

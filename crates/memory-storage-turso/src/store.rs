@@ -1328,6 +1328,15 @@ async fn read_changes(conn: &mut Conn, since: u64) -> Result<ChangesSince> {
     })
 }
 
+/// The id in a row's first column (one that is not 16 bytes is damage: `Corrupt`).
+fn row_id<E: Table>(row: &libsql::Row) -> Result<E::Id> {
+    let id_bytes: Vec<u8> = row.get(0).map_err(|e| db("reading an id", e))?;
+    let id_bytes: [u8; 16] = id_bytes.try_into().map_err(|bytes: Vec<u8>| {
+        StorageError::corrupt(format!("a {} row has a {}-byte id", E::KIND, bytes.len()))
+    })?;
+    Ok(E::id_from(id_bytes))
+}
+
 /// `(id, item)` for each row `(id, encoding, payload)` of `sql`.
 async fn select_rows<E: Table>(
     conn: &mut Conn,
@@ -1340,11 +1349,7 @@ async fn select_rows<E: Table>(
         let mut rows = stmt.query(params).await.map_err(|e| db("reading", e))?;
         // Local rows are views of the statement: decode each before stepping on.
         while let Some(row) = rows.next().await.map_err(|e| db("reading", e))? {
-            let id_bytes: Vec<u8> = row.get(0).map_err(|e| db("reading an id", e))?;
-            let id_bytes: [u8; 16] = id_bytes.try_into().map_err(|bytes: Vec<u8>| {
-                StorageError::corrupt(format!("a {} row has a {}-byte id", E::KIND, bytes.len()))
-            })?;
-            let id = E::id_from(id_bytes);
+            let id = row_id::<E>(&row)?;
             let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
             let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
             let item: E = decode(encoding, &payload, format_args!("{} {id}", E::KIND))?;
@@ -1369,11 +1374,7 @@ async fn check_rows<E: Table>(
         let mut out = Vec::new();
         let mut rows = stmt.query(params).await.map_err(|e| db("reading", e))?;
         while let Some(row) = rows.next().await.map_err(|e| db("reading", e))? {
-            let id_bytes: Vec<u8> = row.get(0).map_err(|e| db("reading an id", e))?;
-            let id_bytes: [u8; 16] = id_bytes.try_into().map_err(|bytes: Vec<u8>| {
-                StorageError::corrupt(format!("a {} row has a {}-byte id", E::KIND, bytes.len()))
-            })?;
-            let id = E::id_from(id_bytes);
+            let id = row_id::<E>(&row)?;
             let decoded = (|| {
                 let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
                 let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
