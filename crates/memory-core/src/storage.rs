@@ -223,8 +223,7 @@ impl ItemCheck {
         }
     }
 
-    /// Checks items by decoding them: `decoded` is each id with the result of decoding its
-    /// stored bytes.
+    /// The item `id` as decoding its stored bytes (`decoded`) found it.
     pub fn of<T>(id: impl Into<Uuid>, decoded: &Result<T>) -> Self {
         ItemCheck {
             id: id.into(),

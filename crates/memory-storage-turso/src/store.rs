@@ -1337,12 +1337,13 @@ fn row_id<E: Table>(row: &libsql::Row) -> Result<E::Id> {
     Ok(E::id_from(id_bytes))
 }
 
-/// `(id, item)` for each row `(id, encoding, payload)` of `sql`.
-async fn select_rows<E: Table>(
+/// Each row `(id, encoding, payload)` of `sql`: its id and what decoding its payload gave
+/// (a row whose id is not 16 bytes fails the call: it cannot be named or paged past).
+async fn decoded_rows<E: Table>(
     conn: &mut Conn,
     sql: &str,
     params: Vec<Value>,
-) -> Result<Vec<(E::Id, Arc<E>)>> {
+) -> Result<Vec<(E::Id, Result<E>)>> {
     let stmt = statement(conn, sql).await?;
     let result = async {
         let mut out = Vec::new();
@@ -1350,10 +1351,12 @@ async fn select_rows<E: Table>(
         // Local rows are views of the statement: decode each before stepping on.
         while let Some(row) = rows.next().await.map_err(|e| db("reading", e))? {
             let id = row_id::<E>(&row)?;
-            let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
-            let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
-            let item: E = decode(encoding, &payload, format_args!("{} {id}", E::KIND))?;
-            out.push((id, Arc::new(item)));
+            let decoded = (|| {
+                let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
+                let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
+                decode::<E>(encoding, &payload, format_args!("{} {id}", E::KIND))
+            })();
+            out.push((id, decoded));
         }
         Ok(out)
     }
@@ -1362,31 +1365,32 @@ async fn select_rows<E: Table>(
     result
 }
 
-/// The rows `sql` selects (`id, encoding, payload`), each id with what decoding its payload
-/// gave (a row whose id is not 16 bytes fails the call: it cannot be named or paged past).
+/// `(id, item)` for each row `(id, encoding, payload)` of `sql`; an item that does not
+/// decode fails the call.
+async fn select_rows<E: Table>(
+    conn: &mut Conn,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<(E::Id, Arc<E>)>> {
+    decoded_rows::<E>(conn, sql, params)
+        .await?
+        .into_iter()
+        .map(|(id, item)| Ok((id, Arc::new(item?))))
+        .collect()
+}
+
+/// Each row of `sql` as an [`ItemCheck`](memory_core::ItemCheck): an item that does not
+/// decode is reported, not an error.
 async fn check_rows<E: Table>(
     conn: &mut Conn,
     sql: &str,
     params: Vec<Value>,
 ) -> Result<Vec<memory_core::ItemCheck>> {
-    let stmt = statement(conn, sql).await?;
-    let result = async {
-        let mut out = Vec::new();
-        let mut rows = stmt.query(params).await.map_err(|e| db("reading", e))?;
-        while let Some(row) = rows.next().await.map_err(|e| db("reading", e))? {
-            let id = row_id::<E>(&row)?;
-            let decoded = (|| {
-                let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
-                let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
-                decode::<E>(encoding, &payload, format_args!("{} {id}", E::KIND))
-            })();
-            out.push(memory_core::ItemCheck::of(id, &decoded));
-        }
-        Ok(out)
-    }
-    .await;
-    stmt.reset();
-    result
+    Ok(decoded_rows::<E>(conn, sql, params)
+        .await?
+        .into_iter()
+        .map(|(id, decoded)| memory_core::ItemCheck::of(id, &decoded))
+        .collect())
 }
 
 /// The candidates a search statement (`vectors::search_sql`) returns, and how many items
