@@ -10,7 +10,7 @@ use libsql::{Builder, Statement, Value};
 use memory_core::feed::{
     Change, Changed, ChangesSince, FeedEntry, FeedGap, decode_changes, encode_changes,
 };
-use memory_core::search::{EpisodeSearch, PatternSearch, Scored};
+use memory_core::search::{EpisodeSearch, PatternSearch, Scored, SearchBy};
 use memory_core::{
     ChangeSignal, Entity, Episode, EpisodeId, EpisodePage, EpisodeQuery, ErrorKind, FinishOnDrop,
     Heuristic, HeuristicId, Pattern, PatternId, PatternQuery, Result, StorageBackend, StorageError,
@@ -776,6 +776,48 @@ impl TursoStorage {
         }
     }
 
+    /// A hybrid search's two lists, each [`hybrid_depth`](memory_core::search::hybrid_depth)
+    /// deep, asked for in one statement (one round trip remotely) and fused: the vector
+    /// list as `search_items` makes it (without its exact second pass: it only feeds the
+    /// fusion), the text list as `text_items` does.
+    async fn hybrid_items<E: Table>(
+        &self,
+        filter: Sql,
+        vector: memory_core::Embedding,
+        text: String,
+        k: usize,
+        min_score: Option<f64>,
+        matches: impl Fn(&E) -> bool,
+    ) -> Result<Vec<Scored<E>>> {
+        let depth = memory_core::search::hybrid_depth(k);
+        let (Some(table), Some((fts, keys))) = (E::VECTORS, E::TEXT) else {
+            return Ok(Vec::new());
+        };
+        let expression = memory_core::text::fts5_match(&text)?;
+        if !self.check_search_dimension(vector.dimension()).await? {
+            // No embedding stored yet: no vector list to ask for.
+            let by_text = self.text_items::<E>(filter, text, depth).await?;
+            return Ok(memory_core::search::fuse(&[], &by_text, k));
+        }
+        let plan = vectors::Plan {
+            vector: vectors::blob(&vector),
+            k: depth,
+            exact_below: i64::from(self.inner.config.exact_search_below),
+        };
+        let sql = Arc::new(query::both(
+            vectors::search_sql::<E>(table, &filter, &plan),
+            text_index::search_sql::<E>(fts, keys, &filter, expression, depth),
+        ));
+        let (candidates, by_text) = self
+            .with_conn(job(move |conn| {
+                let sql = sql.clone();
+                Box::pin(async move { hybrid_rows::<E>(conn, &sql).await })
+            }))
+            .await?;
+        let by_vector = memory_core::search::exact(candidates, &vector, depth, min_score, matches);
+        Ok(memory_core::search::fuse(&by_vector, &by_text, k))
+    }
+
     async fn store_items<E: Table>(&self, items: &[E]) -> Result<()> {
         let dimension = memory_core::search::batch_dimension(items)?;
         let known = *self.inner.dimension.lock();
@@ -1418,6 +1460,41 @@ async fn search_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<(Vec<Arc<E>
     result
 }
 
+/// The rows of a hybrid search statement (`query::both` of a vector and a text search):
+/// the vector search's candidates, and the text search's items scored.
+async fn hybrid_rows<E: Table>(
+    conn: &mut Conn,
+    sql: &Sql,
+) -> Result<(Vec<Arc<E>>, Vec<Scored<E>>)> {
+    let stmt = statement(conn, &sql.text).await?;
+    let result = async {
+        let (mut candidates, mut by_text) = (Vec::new(), Vec::new());
+        let mut rows = stmt
+            .query(sql.params.clone())
+            .await
+            .map_err(|e| db("searching", e))?;
+        while let Some(row) = rows.next().await.map_err(|e| db("searching", e))? {
+            let part: i64 = row.get(0).map_err(|e| db("reading a list", e))?;
+            let encoding: i64 = row.get(2).map_err(|e| db("reading an encoding", e))?;
+            let payload: Vec<u8> = row.get(3).map_err(|e| db("reading a payload", e))?;
+            let item: E = decode(encoding, &payload, format_args!("a {} found", E::KIND))?;
+            if part == 0 {
+                candidates.push(Arc::new(item));
+            } else {
+                let rank: f64 = row.get(4).map_err(|e| db("reading a rank", e))?;
+                by_text.push(Scored {
+                    item: Arc::new(item),
+                    score: -rank,
+                });
+            }
+        }
+        Ok((candidates, by_text))
+    }
+    .await;
+    stmt.reset();
+    result
+}
+
 /// The items a text search statement (`text_index::search_sql`) returns, scored.
 async fn text_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<Vec<Scored<E>>> {
     let stmt = statement(conn, &sql.text).await?;
@@ -1714,11 +1791,18 @@ impl StorageBackend for TursoStorage {
         }
     }
 
-    /// Exact for now: every episode the filter matches, read page by page and scored.
+    /// By vector (the index, or every match below `exact_search_below`), by text (FTS5), or
+    /// both in one statement (`hybrid_items`).
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
         let filter = || query::episode_filter(&search.filter);
         let matches = |e: &Episode| search.filter.matches(e);
+        if let SearchBy::Hybrid { vector, text } = &search.by {
+            let (v, t, min) = (vector.clone(), text.clone(), search.min_score);
+            return self
+                .hybrid_items::<Episode>(filter(), v, t, search.k, min, matches)
+                .await;
+        }
         memory_core::search::dispatch(
             &search.by,
             search.k,
@@ -1735,6 +1819,12 @@ impl StorageBackend for TursoStorage {
         search.validate()?;
         let filter = || query::pattern_filter(&search.filter);
         let matches = |p: &Pattern| search.filter.matches(p);
+        if let SearchBy::Hybrid { vector, text } = &search.by {
+            let (v, t, min) = (vector.clone(), text.clone(), search.min_score);
+            return self
+                .hybrid_items::<Pattern>(filter(), v, t, search.k, min, matches)
+                .await;
+        }
         memory_core::search::dispatch(
             &search.by,
             search.k,

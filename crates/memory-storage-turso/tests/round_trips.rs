@@ -128,3 +128,39 @@ async fn a_change_check_is_one_round_trip_changed_or_not() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// A warm search is one statement whatever it asks: by vector, by text, or both (a hybrid
+/// search asks for its two lists together), filtered or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_of_any_kind_is_one_round_trip() -> anyhow::Result<()> {
+    use memory_core::EpisodeQuery;
+    use memory_core::search::EpisodeSearch;
+    use memory_core::testing::vectors::Structured;
+    let server = support::Sqld::start().await?;
+    let store = TursoStorage::open(TursoConfig::remote(server.url(), None)).await?;
+    let mut vectors = Structured::new(7, 16, 4);
+    let episodes: Vec<_> = (0..60)
+        .map(|n| {
+            let mut e = typical_episode(n);
+            e.embedding = Some(vectors.next());
+            e
+        })
+        .collect();
+    store.store_episodes(&episodes).await?;
+    let words = memory_core::text::words(&episodes[3].description);
+    let text = words[..2].join(" ");
+    let domain = EpisodeQuery::new().domain(episodes[3].context.domain.clone());
+    let searches = [
+        EpisodeSearch::new(vectors.next(), 5),
+        EpisodeSearch::text(&text, 5),
+        EpisodeSearch::hybrid(vectors.next(), &text, 5),
+        EpisodeSearch::hybrid(vectors.next(), &text, 5).filter(domain),
+    ];
+    for search in &searches {
+        let first = store.search_episodes(search).await?; // its statement prepared
+        assert!(!first.is_empty(), "{search:?} found nothing");
+        let trips = round_trips(&server, async || Ok(store.search_episodes(search).await?)).await?;
+        assert_eq!(trips, 1, "{:?}", search.by);
+    }
+    Ok(())
+}
