@@ -12,7 +12,7 @@ use crate::payload::decode;
 use crate::table::Table;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -187,6 +187,11 @@ const MIGRATIONS: &[&str] = &[
     // that writes do anyway. (A setting of the FTS5 table, kept in its config table.)
     "INSERT INTO episode_text (episode_text, rank) VALUES ('deletemerge', 0);
     INSERT INTO pattern_text (pattern_text, rank) VALUES ('deletemerge', 0);",
+    // 9: domain buckets beside the vector tables (crate::vectors::bucket_sql: a domain-
+    // filtered similarity search asks an index holding its domain's vectors); a store that
+    // has vector tables gets them here, filled from them (`vectors::add_buckets`, in this
+    // migration's transaction).
+    "SELECT 1;",
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
@@ -236,6 +241,9 @@ pub async fn migrate_to(conn: &Connection, target: i64) -> Result<i64, StorageEr
         }
         if number == 7 {
             crate::text_index::backfill(&tx).await?;
+        }
+        if number == 9 {
+            crate::vectors::add_buckets(&tx).await?;
         }
         tx.execute(
             "INSERT INTO schema_version (version, applied_at_micros) VALUES (?1, ?2)",

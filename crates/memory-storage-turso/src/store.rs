@@ -734,7 +734,7 @@ impl TursoStorage {
     /// index's candidates leave fewer than `k` of the filter's matches, search exactly.
     async fn search_items<E: Table>(
         &self,
-        filter: Sql,
+        (filter, domain): (Sql, Option<String>),
         vector: memory_core::Embedding,
         k: usize,
         min_score: Option<f64>,
@@ -753,6 +753,7 @@ impl TursoStorage {
             vector: vectors::blob(vector),
             k,
             exact_below: i64::from(self.inner.config.exact_search_below),
+            domain,
         };
         loop {
             let sql = Arc::new(vectors::search_sql::<E>(table, &filter, &plan));
@@ -782,7 +783,7 @@ impl TursoStorage {
     /// fusion), the text list as `text_items` does.
     async fn hybrid_items<E: Table>(
         &self,
-        filter: Sql,
+        (filter, domain): (Sql, Option<String>),
         vector: memory_core::Embedding,
         text: String,
         k: usize,
@@ -803,6 +804,7 @@ impl TursoStorage {
             vector: vectors::blob(&vector),
             k: depth,
             exact_below: i64::from(self.inner.config.exact_search_below),
+            domain,
         };
         let sql = Arc::new(query::both(
             vectors::search_sql::<E>(table, &filter, &plan),
@@ -1795,7 +1797,10 @@ impl StorageBackend for TursoStorage {
     /// both in one statement (`hybrid_items`).
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
-        let filter = || query::episode_filter(&search.filter);
+        let filter = || {
+            let domain = search.filter.domain.clone();
+            (query::episode_filter(&search.filter), domain)
+        };
         let matches = |e: &Episode| search.filter.matches(e);
         if let SearchBy::Hybrid { vector, text } = &search.by {
             let (v, t, min) = (vector.clone(), text.clone(), search.min_score);
@@ -1810,14 +1815,17 @@ impl StorageBackend for TursoStorage {
                 let min = search.min_score;
                 self.search_items::<Episode>(filter(), v, n, min, complete, matches)
             },
-            |t, n| self.text_items::<Episode>(filter(), t, n),
+            |t, n| self.text_items::<Episode>(filter().0, t, n),
         )
         .await
     }
 
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
-        let filter = || query::pattern_filter(&search.filter);
+        let filter = || {
+            let domain = search.filter.domain.clone();
+            (query::pattern_filter(&search.filter), domain)
+        };
         let matches = |p: &Pattern| search.filter.matches(p);
         if let SearchBy::Hybrid { vector, text } = &search.by {
             let (v, t, min) = (vector.clone(), text.clone(), search.min_score);
@@ -1832,7 +1840,7 @@ impl StorageBackend for TursoStorage {
                 let min = search.min_score;
                 self.search_items::<Pattern>(filter(), v, n, min, complete, matches)
             },
-            |t, n| self.text_items::<Pattern>(filter(), t, n),
+            |t, n| self.text_items::<Pattern>(filter().0, t, n),
         )
         .await
     }
