@@ -231,7 +231,9 @@ async fn each_domain_s_vectors_follow_it_into_its_bucket() {
     // Domain searches ask their bucket's index alone: they still answer without the kind's.
     let db = libsql::Builder::new_local(&path).build().await.unwrap();
     let conn = db.connect().unwrap();
-    conn.execute("DROP INDEX episode_vectors_ann", ()).await.unwrap();
+    conn.execute("DROP INDEX episode_vectors_ann", ())
+        .await
+        .unwrap();
     let found = store.search_episodes(&by_domain("data", 5)).await.unwrap();
     assert_eq!(found.first().map(|r| r.item.id), Some(all[5].id));
     let unfiltered = EpisodeSearch::new(vector(5), 3);
