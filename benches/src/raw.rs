@@ -42,6 +42,10 @@ impl Raw {
             (),
         )
         .await?;
+        // Answers with the size it set: a query, not an execute.
+        let mmap = u64::from(config.mmap_mib) * 1024 * 1024;
+        conn.query(&format!("PRAGMA mmap_size = {mmap}"), ())
+            .await?;
         Ok(Raw {
             _db: db,
             conn,

@@ -59,6 +59,8 @@ pub(crate) struct Pool {
     busy_timeout: Duration,
     /// `PRAGMA cache_size` of every local connection (negative: KiB).
     cache_size: i64,
+    /// `PRAGMA mmap_size` of every local file connection, in bytes.
+    mmap_size: i64,
     /// `PRAGMA journal_size_limit` of every local file connection, in bytes.
     journal_size_limit: i64,
     /// Statements kept per connection; `None` prepares each use (configured so, or an
@@ -93,6 +95,7 @@ impl Pool {
             config: config.pool.clone(),
             busy_timeout: config.busy_timeout,
             cache_size: -(config.page_cache_kib as i64),
+            mmap_size: i64::from(config.mmap_mib) * 1024 * 1024,
             // SQLite's default page size; a larger one only makes the file bound looser.
             journal_size_limit: i64::from(config.wal_limit_pages) * 4096,
             statement_capacity: NonZeroUsize::new(config.statement_cache_capacity)
@@ -271,6 +274,9 @@ impl Pool {
                 // PRAGMA takes no parameters; the values are integers of ours.
                 format!("PRAGMA cache_size = {}", self.cache_size),
             ];
+            if !self.pinned {
+                pragmas.push(format!("PRAGMA mmap_size = {}", self.mmap_size));
+            }
             if !self.pinned {
                 // A file's checkpoints run on the store's checkpointer, never in a commit.
                 pragmas.push("PRAGMA wal_autocheckpoint = 0".to_string());
@@ -496,7 +502,8 @@ mod tests {
         let db = libsql::Builder::new_local(&path).build().await.unwrap();
         let mut store_config = TursoConfig::local(path)
             .busy_timeout(Duration::from_millis(1_234))
-            .page_cache_kib(4_321);
+            .page_cache_kib(4_321)
+            .mmap_mib(96);
         store_config.pool = config;
         Pool::new(Arc::new(db), &store_config).unwrap()
     }
@@ -516,6 +523,11 @@ mod tests {
             assert_eq!(pragma(raw, "foreign_keys").await, "Integer(1)");
             assert_eq!(pragma(raw, "synchronous").await, "Integer(1)", "NORMAL");
             assert_eq!(pragma(raw, "cache_size").await, "Integer(-4321)", "KiB");
+            assert_eq!(
+                pragma(raw, "mmap_size").await,
+                "Integer(100663296)",
+                "96 MiB"
+            );
         }
         assert_eq!(pool.stats().created, 3);
         assert_eq!(pool.stats().in_use, 3);
