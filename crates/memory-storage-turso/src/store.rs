@@ -1440,26 +1440,14 @@ async fn check_rows<E: Table>(
 /// The candidates a search statement (`vectors::search_sql`) returns, and how many items
 /// its filter matched.
 async fn search_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<(Vec<Arc<E>>, i64)> {
-    let stmt = statement(conn, &sql.text).await?;
-    let result = async {
-        let mut out = Vec::new();
-        let mut matched = 0;
-        let mut rows = stmt
-            .query(sql.params.clone())
-            .await
-            .map_err(|e| db("searching", e))?;
-        while let Some(row) = rows.next().await.map_err(|e| db("searching", e))? {
-            let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
-            let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
-            matched = row.get(3).map_err(|e| db("reading a match count", e))?;
-            let item: E = decode(encoding, &payload, format_args!("a {} found", E::KIND))?;
-            out.push(Arc::new(item));
-        }
-        Ok((out, matched))
-    }
-    .await;
-    stmt.reset();
-    result
+    let (mut out, mut matched) = (Vec::new(), 0);
+    found_rows::<E>(conn, sql, 1, |row, item| {
+        matched = row.get(3).map_err(|e| db("reading a match count", e))?;
+        out.push(Arc::new(item));
+        Ok(())
+    })
+    .await?;
+    Ok((out, matched))
 }
 
 /// The rows of a hybrid search statement (`query::both` of a vector and a text search):
@@ -1468,59 +1456,65 @@ async fn hybrid_rows<E: Table>(
     conn: &mut Conn,
     sql: &Sql,
 ) -> Result<(Vec<Arc<E>>, Vec<Scored<E>>)> {
+    let (mut candidates, mut by_text) = (Vec::new(), Vec::new());
+    found_rows::<E>(conn, sql, 2, |row, item| {
+        let part: i64 = row.get(0).map_err(|e| db("reading a list", e))?;
+        if part == 0 {
+            candidates.push(Arc::new(item));
+        } else {
+            by_text.push(scored_by_rank(row, 4, item)?);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((candidates, by_text))
+}
+
+/// The items a text search statement (`text_index::search_sql`) returns, scored.
+async fn text_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<Vec<Scored<E>>> {
+    let mut out = Vec::new();
+    found_rows::<E>(conn, sql, 1, |row, item| {
+        out.push(scored_by_rank(row, 3, item)?);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Runs a search statement, handing `each` every row with the item decoded from its
+/// columns `at` (encoding) and `at + 1` (payload).
+async fn found_rows<E: Table>(
+    conn: &mut Conn,
+    sql: &Sql,
+    at: i32,
+    mut each: impl FnMut(&libsql::Row, E) -> Result<()>,
+) -> Result<()> {
     let stmt = statement(conn, &sql.text).await?;
     let result = async {
-        let (mut candidates, mut by_text) = (Vec::new(), Vec::new());
         let mut rows = stmt
             .query(sql.params.clone())
             .await
             .map_err(|e| db("searching", e))?;
         while let Some(row) = rows.next().await.map_err(|e| db("searching", e))? {
-            let part: i64 = row.get(0).map_err(|e| db("reading a list", e))?;
-            let encoding: i64 = row.get(2).map_err(|e| db("reading an encoding", e))?;
-            let payload: Vec<u8> = row.get(3).map_err(|e| db("reading a payload", e))?;
+            let encoding: i64 = row.get(at).map_err(|e| db("reading an encoding", e))?;
+            let payload: Vec<u8> = row.get(at + 1).map_err(|e| db("reading a payload", e))?;
             let item: E = decode(encoding, &payload, format_args!("a {} found", E::KIND))?;
-            if part == 0 {
-                candidates.push(Arc::new(item));
-            } else {
-                let rank: f64 = row.get(4).map_err(|e| db("reading a rank", e))?;
-                by_text.push(Scored {
-                    item: Arc::new(item),
-                    score: -rank,
-                });
-            }
+            each(&row, item)?;
         }
-        Ok((candidates, by_text))
+        Ok(())
     }
     .await;
     stmt.reset();
     result
 }
 
-/// The items a text search statement (`text_index::search_sql`) returns, scored.
-async fn text_rows<E: Table>(conn: &mut Conn, sql: &Sql) -> Result<Vec<Scored<E>>> {
-    let stmt = statement(conn, &sql.text).await?;
-    let result = async {
-        let mut out = Vec::new();
-        let mut rows = stmt
-            .query(sql.params.clone())
-            .await
-            .map_err(|e| db("searching text", e))?;
-        while let Some(row) = rows.next().await.map_err(|e| db("searching text", e))? {
-            let encoding: i64 = row.get(1).map_err(|e| db("reading an encoding", e))?;
-            let payload: Vec<u8> = row.get(2).map_err(|e| db("reading a payload", e))?;
-            let rank: f64 = row.get(3).map_err(|e| db("reading a rank", e))?;
-            let item: E = decode(encoding, &payload, format_args!("a {} found", E::KIND))?;
-            out.push(Scored {
-                item: Arc::new(item),
-                score: -rank,
-            });
-        }
-        Ok(out)
-    }
-    .await;
-    stmt.reset();
-    result
+/// `item` scored by the FTS5 rank in column `at` (negated: higher is better).
+fn scored_by_rank<E>(row: &libsql::Row, at: i32, item: E) -> Result<Scored<E>> {
+    let rank: f64 = row.get(at).map_err(|e| db("reading a rank", e))?;
+    Ok(Scored {
+        item: Arc::new(item),
+        score: -rank,
+    })
 }
 
 /// The item with `id`, if stored.

@@ -58,11 +58,7 @@ const RERANK_MARGIN: i64 = 16;
 /// ([`bucket_sql`]).
 pub(crate) fn create_sql(dimension: usize) -> String {
     let settings = index_settings(dimension);
-    let tables = [
-        ("episode_vectors", "episodes"),
-        ("pattern_vectors", "patterns"),
-    ];
-    tables
+    KINDS
         .map(|(table, items)| {
             format!(
                 "CREATE TABLE IF NOT EXISTS {table} (
@@ -162,6 +158,12 @@ fn bucket_sql(table: &str, items: &str, dimension: usize, settings: &str) -> Str
         assign("NEW.id"),
     )
 }
+
+/// Each searchable kind's vector table and item table.
+const KINDS: [(&str, &str); 2] = [
+    ("episode_vectors", "episodes"),
+    ("pattern_vectors", "patterns"),
+];
 
 /// Domain buckets per kind (see [`bucket_sql`]).
 pub(crate) const DOMAIN_BUCKETS: usize = 8;
@@ -289,12 +291,9 @@ pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> 
 /// Creates the vector tables of a database whose dimension was recorded before they existed
 /// (schema 5) and fills them from the stored payloads, inside the caller's transaction.
 pub(crate) async fn backfill(conn: &libsql::Connection) -> Result<(), StorageError> {
-    let Some(dimension) = recorded_dimension(conn).await? else {
+    if !create_if_recorded(conn).await? {
         return Ok(());
-    };
-    conn.execute_batch(&create_sql(dimension))
-        .await
-        .map_err(|e| db("creating the vector tables", e))?;
+    }
     backfill_kind::<Episode>(conn).await?;
     backfill_kind::<Pattern>(conn).await
 }
@@ -303,16 +302,10 @@ pub(crate) async fn backfill(conn: &libsql::Connection) -> Result<(), StorageErr
 /// from the vector tables, inside the caller's transaction (schema 9). Every stored vector
 /// is inserted into one more index, so this takes about as long as writing them did.
 pub(crate) async fn add_buckets(conn: &libsql::Connection) -> Result<(), StorageError> {
-    let Some(dimension) = recorded_dimension(conn).await? else {
+    if !create_if_recorded(conn).await? {
         return Ok(());
-    };
-    conn.execute_batch(&create_sql(dimension))
-        .await
-        .map_err(|e| db("creating the domain buckets", e))?;
-    for (table, items) in [
-        ("episode_vectors", "episodes"),
-        ("pattern_vectors", "patterns"),
-    ] {
+    }
+    for (table, items) in KINDS {
         let fill = (0..DOMAIN_BUCKETS)
             .map(|b| {
                 format!(
@@ -334,6 +327,18 @@ pub(crate) async fn add_buckets(conn: &libsql::Connection) -> Result<(), Storage
         .map_err(|e| db("filling the domain buckets", e))?;
     }
     Ok(())
+}
+
+/// Creates whatever vector tables and buckets a store that recorded a dimension lacks;
+/// false if it recorded none.
+async fn create_if_recorded(conn: &libsql::Connection) -> Result<bool, StorageError> {
+    let Some(dimension) = recorded_dimension(conn).await? else {
+        return Ok(false);
+    };
+    conn.execute_batch(&create_sql(dimension))
+        .await
+        .map_err(|e| db("creating the vector tables", e))?;
+    Ok(true)
 }
 
 /// The store's embedding dimension, if one is recorded.
