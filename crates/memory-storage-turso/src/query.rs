@@ -102,38 +102,17 @@ pub(crate) fn pattern_filter(query: &PatternQuery) -> Sql {
 }
 
 /// One statement answering both `first` and `second`, complete `SELECT`s whose placeholders
-/// are all numbered (`?N`): the rows of each, one after the other, each led by the number
-/// of its part (0 or 1). A hybrid search asks for its two lists this way, in one round
-/// trip to a server.
+/// are numbered (`?N`), `second`'s after `first`'s: the rows of each, one after the other,
+/// each led by the number of its part (0 or 1). A hybrid search asks for its two lists
+/// this way, in one round trip to a server.
 pub(crate) fn both(first: Sql, second: Sql) -> Sql {
-    let second_text = renumbered(&second.text, first.params.len());
     let text = format!(
-        "SELECT 0, * FROM ({}) UNION ALL SELECT 1, * FROM ({second_text})",
-        first.text
+        "SELECT 0, * FROM ({}) UNION ALL SELECT 1, * FROM ({})",
+        first.text, second.text
     );
     let mut params = first.params;
     params.extend(second.params);
     Sql { text, params }
-}
-
-/// `text` with each numbered placeholder `?N` made `?(N + by)`.
-fn renumbered(text: &str, by: usize) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut rest = text;
-    while let Some(at) = rest.find('?') {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        match rest[..digits].parse::<usize>() {
-            Ok(n) => out.push_str(&(n + by).to_string()),
-            Err(_) => out.push_str(&rest[..digits]),
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -230,21 +209,21 @@ mod tests {
     }
 
     #[test]
-    fn the_second_part_s_placeholders_follow_the_first_s() {
+    fn both_parts_rows_come_from_one_statement() {
         let first = Sql {
-            text: "SELECT a FROM t WHERE a = ?1 OR b = ?2".into(),
-            params: vec![Value::Integer(1), Value::Integer(2)],
+            text: "SELECT a FROM t WHERE a = ?1".into(),
+            params: vec![Value::Integer(1)],
         };
         let second = Sql {
-            text: "SELECT a FROM u WHERE a = ?2 AND c = ?1 AND d = ?10".into(),
-            params: vec![Value::Integer(3), Value::Integer(4)],
+            text: "SELECT a FROM u WHERE a = ?2".into(),
+            params: vec![Value::Integer(2)],
         };
         let sql = both(first, second);
         assert_eq!(
             sql.text,
-            "SELECT 0, * FROM (SELECT a FROM t WHERE a = ?1 OR b = ?2) UNION ALL \
-             SELECT 1, * FROM (SELECT a FROM u WHERE a = ?4 AND c = ?3 AND d = ?12)"
+            "SELECT 0, * FROM (SELECT a FROM t WHERE a = ?1) UNION ALL \
+             SELECT 1, * FROM (SELECT a FROM u WHERE a = ?2)"
         );
-        assert_eq!(sql.params.len(), 4);
+        assert_eq!(sql.params.len(), 2);
     }
 }

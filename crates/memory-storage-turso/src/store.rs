@@ -718,7 +718,7 @@ impl TursoStorage {
         };
         let expression = memory_core::text::fts5_match(&text)?;
         let sql = Arc::new(text_index::search_sql::<E>(
-            fts, keys, &filter, expression, k,
+            fts, keys, &filter, expression, k, 1,
         ));
         let rows = self
             .with_conn(job(move |conn| {
@@ -806,9 +806,11 @@ impl TursoStorage {
             exact_below: i64::from(self.inner.config.exact_search_below),
             domain,
         };
+        let by_vector = vectors::search_sql::<E>(table, &filter, &plan);
+        let first = by_vector.params.len() + 1;
         let sql = Arc::new(query::both(
-            vectors::search_sql::<E>(table, &filter, &plan),
-            text_index::search_sql::<E>(fts, keys, &filter, expression, depth),
+            by_vector,
+            text_index::search_sql::<E>(fts, keys, &filter, expression, depth, first),
         ));
         let (candidates, by_text) = self
             .with_conn(job(move |conn| {

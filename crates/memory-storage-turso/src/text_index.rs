@@ -35,24 +35,29 @@ pub(crate) fn words_sql(fts: &str, keys: &str, rows: usize) -> String {
 }
 
 /// The text search statement for items of `E`: rows `(id, encoding, payload, bm25)`, best
-/// first (FTS5's `bm25()` is lower for better matches). `?1` the `MATCH` expression, `?2`
-/// the limit; `filter` holds `AND ...` terms on the item table as `e`.
+/// first (FTS5's `bm25()` is lower for better matches). Its placeholders are numbered from
+/// `first` (1 when it stands alone; after another statement's in a hybrid search's
+/// `query::both`): the `MATCH` expression, the limit, then `filter`'s `AND ...` terms on the
+/// item table as `e`.
 pub(crate) fn search_sql<E: Table>(
     fts: &str,
     keys: &str,
     filter: &Sql,
     expression: String,
     k: usize,
+    first: usize,
 ) -> Sql {
     let items = E::TABLE;
-    let f = numbered(&filter.text, 3);
+    let (matched, limit) = (first, first + 1);
+    let f = numbered(&filter.text, first + 2);
     // Unfiltered, FTS5 ranks alone and only the best `k` are joined to their items. (FTS5
     // still scores every match: a word most items hold costs tens of milliseconds per
     // 20,000 items, docs/BENCHMARKS.md.)
     let text = if filter.text.is_empty() {
         format!(
             "SELECT e.id, e.encoding, e.payload, t.rank FROM \
-             (SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ?1 ORDER BY rank LIMIT ?2) t \
+             (SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ?{matched} ORDER BY rank \
+             LIMIT ?{limit}) t \
              CROSS JOIN {keys} k ON k.key = t.rowid CROSS JOIN {items} e ON e.id = k.item_id \
              ORDER BY t.rank, e.id"
         )
@@ -60,7 +65,7 @@ pub(crate) fn search_sql<E: Table>(
         format!(
             "SELECT e.id, e.encoding, e.payload, bm25({fts}) FROM {fts} \
              CROSS JOIN {keys} k ON k.key = {fts}.rowid CROSS JOIN {items} e ON e.id = k.item_id \
-             WHERE {fts} MATCH ?1{f} ORDER BY bm25({fts}), e.id LIMIT ?2"
+             WHERE {fts} MATCH ?{matched}{f} ORDER BY bm25({fts}), e.id LIMIT ?{limit}"
         )
     };
     let mut params = vec![

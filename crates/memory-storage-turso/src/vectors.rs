@@ -92,17 +92,17 @@ pub(crate) fn create_sql(dimension: usize) -> String {
 fn bucket_sql(table: &str, items: &str, dimension: usize, settings: &str) -> String {
     let each = |f: &dyn Fn(usize) -> String| (0..DOMAIN_BUCKETS).map(f).collect::<String>();
     // The bucket of the domain of the item `id`.
-    let bucket_of = |id: &str| {
+    let bucket_of = |new_item_id: &str| {
         format!(
             "(SELECT b.bucket FROM {items} i JOIN {table}_domains b ON b.domain = i.domain \
-             WHERE i.id = {id})"
+             WHERE i.id = {new_item_id})"
         )
     };
-    let assign = |id: &str| {
+    let assign = |new_item_id: &str| {
         format!(
             "INSERT INTO {table}_domains (domain, bucket) \
              SELECT i.domain, (SELECT COUNT(*) FROM {table}_domains) % {DOMAIN_BUCKETS} \
-             FROM {items} i WHERE i.id = {id} AND NOT EXISTS \
+             FROM {items} i WHERE i.id = {new_item_id} AND NOT EXISTS \
              (SELECT 1 FROM {table}_domains b WHERE b.domain = i.domain);"
         )
     };

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 /// Interpolations that never carry caller data, each with why.
-const ALLOWED: [(&str, &str); 23] = [
+const ALLOWED: [(&str, &str); 44] = [
     ("E::TABLE", "a table name constant of the Table trait"),
     (
         "table",
@@ -62,6 +62,84 @@ const ALLOWED: [(&str, &str); 23] = [
     (
         "matches",
         "one of two fragments built in vectors.rs from the names above",
+    ),
+    (
+        "self.mmap_size",
+        "a validated integer (mmap_mib, 0..=2^20, times 2^20)",
+    ),
+    (
+        "matched",
+        "a placeholder number of ours (text_index::search_sql's first)",
+    ),
+    (
+        "limit",
+        "a placeholder number of ours (text_index::search_sql's first + 1)",
+    ),
+    (
+        "bucket_sql(table, items, dimension, settings)",
+        "the domain buckets' statements, built from the names above (checked here)",
+    ),
+    (
+        "new_item_id",
+        "`NEW.item_id` or `NEW.id`, a trigger's column reference constant",
+    ),
+    ("DOMAIN_BUCKETS", "the bucket count, a constant"),
+    ("b", "a bucket number below DOMAIN_BUCKETS"),
+    (
+        "bucket_of(\"NEW.item_id\")",
+        "a subquery built in vectors.rs from the names above",
+    ),
+    (
+        "bucket_of(\"NEW.id\")",
+        "a subquery built in vectors.rs from the names above",
+    ),
+    (
+        "assign(\"NEW.item_id\")",
+        "a statement built in vectors.rs from the names above",
+    ),
+    (
+        "assign(\"NEW.id\")",
+        "a statement built in vectors.rs from the names above",
+    ),
+    (
+        "tables",
+        "the bucket tables' statements, built in vectors.rs from the names above",
+    ),
+    (
+        "insert",
+        "the bucket trigger's statements, built in vectors.rs from the names above",
+    ),
+    (
+        "update",
+        "the bucket trigger's statements, built in vectors.rs from the names above",
+    ),
+    (
+        "delete",
+        "the bucket trigger's statements, built in vectors.rs from the names above",
+    ),
+    (
+        "leave",
+        "the bucket trigger's statements, built in vectors.rs from the names above",
+    ),
+    (
+        "join",
+        "the bucket trigger's statements, built in vectors.rs from the names above",
+    ),
+    (
+        "fill",
+        "the bucket fill's statements, built in vectors.rs from the names above",
+    ),
+    (
+        "index",
+        "the vector index's name: a constant, or an expression choosing a bucket's from a bound domain",
+    ),
+    (
+        "first.text",
+        "a search statement built in this crate (itself checked here)",
+    ),
+    (
+        "second.text",
+        "a search statement built in this crate (itself checked here)",
     ),
 ];
 
