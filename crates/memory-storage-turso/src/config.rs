@@ -165,9 +165,9 @@ pub struct TursoConfig {
     pub page_cache_kib: u32,
     /// How much of a local file SQLite reads through a memory map (`PRAGMA mmap_size`), in
     /// MiB; 0 reads every page with a system call. With the map, a page read is a memory
-    /// access: searches of 100,000 episodes' vector index (a 1.9 GB file) took p50 3.4-3.8
-    /// ms against 4.1-7.3 without, alternating runs (docs/BENCHMARKS.md). SQLite caps it at
-    /// its build's limit (2 GiB on Linux); the mapped pages are the operating system's
+    /// access. Measured once with a throwaway program on a 1.9 GB file of 100,000 episodes
+    /// (plans/0014, "Memory-mapped reads"), not yet by `memory-bench search`. SQLite caps it
+    /// at its build's limit (2 GiB on Linux); the mapped pages are the operating system's
     /// file cache, not the process's heap. Default 2,048.
     pub mmap_mib: u32,
     /// A local file's write-ahead log is checkpointed by a thread of the store's own this
