@@ -46,6 +46,9 @@ struct Counters {
 pub(crate) struct Conn {
     pub(crate) raw: Connection,
     pub(crate) statements: StatementCache,
+    /// `Some` while a group commit runs on this connection: searchable items' words are
+    /// noted here and written once before the commit (`text_index::PendingText`).
+    pub(crate) pending_text: Option<Vec<crate::text_index::PendingText>>,
     idle_since: Instant,
 }
 
@@ -298,6 +301,7 @@ impl Pool {
                 self.statement_capacity,
                 Arc::clone(&self.statement_counters),
             ),
+            pending_text: None,
             idle_since: Instant::now(),
         })
     }

@@ -1585,7 +1585,14 @@ impl Row {
 }
 
 /// Upserts every row and rewrites episodes' side rows, in statement-sized chunks.
+/// Searchable items' words go through the write view, or, in a group commit, are noted
+/// for the group's one index write (`text_index::PendingText`).
 async fn upsert_all<E: Table>(conn: &mut Conn, rows: &[Row]) -> Result<()> {
+    let note = match (E::TEXT, conn.pending_text.is_some()) {
+        (Some((fts, keys)), true) => Some((E::TABLE, fts, keys)),
+        _ => None,
+    };
+    let through_view = E::WRITE_VIEW.is_some() && note.is_none();
     for range in table::chunks(rows.len(), UPSERT_ROWS) {
         let chunk = &rows[range];
         let mut params = Vec::with_capacity(chunk.len() * E::COLUMNS.len());
@@ -1594,11 +1601,25 @@ async fn upsert_all<E: Table>(conn: &mut Conn, rows: &[Row]) -> Result<()> {
             params.extend(row.index.iter().cloned());
             params.push(Value::Integer(row.encoding));
             params.push(Value::Blob(row.payload.clone()));
-            if E::WRITE_VIEW.is_some() {
+            if through_view {
                 params.push(row.text.clone().map_or(Value::Null, Value::Text));
             }
         }
-        execute(conn, &table::upsert_sql::<E>(chunk.len()), params).await?;
+        execute(
+            conn,
+            &table::upsert_sql::<E>(chunk.len(), through_view),
+            params,
+        )
+        .await?;
+    }
+    if let (Some(tables), Some(pending)) = (note, conn.pending_text.as_mut()) {
+        pending.extend(rows.iter().filter_map(|row| {
+            row.text.as_ref().map(|words| text_index::PendingText {
+                tables,
+                id: row.id.clone(),
+                words: words.clone(),
+            })
+        }));
     }
     if !E::SIDE_TABLES.is_empty() {
         rewrite_side_rows(conn, E::SIDE_TABLES, rows).await?;

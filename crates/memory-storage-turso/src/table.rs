@@ -169,10 +169,10 @@ pub(crate) fn row_groups(rows: usize, width: usize) -> String {
 }
 
 /// A multi-row insert-or-replace of `rows` items of `E`: for a kind with a full-text index,
-/// into its view (`episodes_in`), whose trigger upserts each row and indexes its words
-/// (the last value of each row).
-pub(crate) fn upsert_sql<E: Table>(rows: usize) -> String {
-    if let Some(view) = E::WRITE_VIEW {
+/// `through_view`, into its view (`episodes_in`), whose trigger upserts each row and
+/// indexes its words (the last value of each row); else into the table alone.
+pub(crate) fn upsert_sql<E: Table>(rows: usize, through_view: bool) -> String {
+    if let Some(view) = E::WRITE_VIEW.filter(|_| through_view) {
         let mut columns = E::COLUMNS.to_vec();
         columns.push("body");
         return format!(
@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn sql_shapes() {
         assert_eq!(
-            upsert_sql::<Heuristic>(2),
+            upsert_sql::<Heuristic>(2, true),
             "INSERT INTO heuristics (id, encoding, payload) VALUES (?, ?, ?), (?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET encoding = excluded.encoding, payload = excluded.payload"
         );

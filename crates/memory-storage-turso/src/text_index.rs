@@ -2,11 +2,16 @@
 //! items' words ([`memory_core::text`]: the words joined by spaces, read back by FTS5's
 //! `ascii` tokenizer, so that the store and the reference cut text the same way) and a key
 //! table giving each item the integer key its FTS5 row carries. Writes keep both in step in
-//! the item's transaction; triggers remove them with the item.
+//! the item's transaction (through the kind's write view, or, for writes a local file's
+//! writer commits together, by one write of the group's words before its commit:
+//! [`PendingText`]); triggers remove them with the item.
 //!
 //! A text search is one statement: the FTS5 `MATCH` of the query's words (each a quoted
 //! string, so nothing in the user's text is an operator), joined to the items, filtered,
 //! ranked by `bm25()`.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use libsql::Value;
 use memory_core::{Episode, Pattern, StorageError};
@@ -14,14 +19,16 @@ use memory_core::{Episode, Pattern, StorageError};
 use crate::error::db;
 use crate::query::Sql;
 use crate::schema::stored_page;
-use crate::table::{Table, row_groups};
+use crate::table::{Table, placeholders, row_groups};
 use crate::vectors::numbered;
 
-/// Gives `rows` items a key (those that have one keep it).
-pub(crate) fn keys_sql(keys: &str, rows: usize) -> String {
+/// Gives those of `rows` ids that are stored in `items` a key (those that have one keep
+/// it; an id no longer stored, deleted since its words were noted, gets none).
+pub(crate) fn keys_sql(keys: &str, items: &str, rows: usize) -> String {
     format!(
-        "INSERT INTO {keys} (item_id) VALUES {} ON CONFLICT (item_id) DO NOTHING",
-        row_groups(rows, 1)
+        "INSERT INTO {keys} (item_id) SELECT id FROM {items} WHERE id IN ({}) \
+         ON CONFLICT (item_id) DO NOTHING",
+        placeholders(rows)
     )
 }
 
@@ -76,6 +83,78 @@ pub(crate) fn search_sql<E: Table>(
     Sql { text, params }
 }
 
+/// A searchable kind's item table, full-text table and key table.
+pub(crate) type Tables = (&'static str, &'static str, &'static str);
+
+/// Words noted for the index instead of written at once: inside a group commit each write
+/// is a savepoint, and FTS5 writes its pending words as a segment of their own at every
+/// savepoint, so twelve writes made twelve segments (and the merges of them). Noted, the
+/// group's words are written by one statement per kind before its `COMMIT`
+/// ([`write_pending`]): one segment per group, as a batch makes.
+pub(crate) struct PendingText {
+    pub(crate) tables: Tables,
+    pub(crate) id: Vec<u8>,
+    pub(crate) words: String,
+}
+
+/// Writes the words noted in `pending` (oldest first; an item noted twice gets its last
+/// words), inside the caller's transaction. Items deleted since are skipped: only stored
+/// items get a key, and words are written for keys only.
+pub(crate) async fn write_pending(
+    conn: &libsql::Connection,
+    pending: Vec<PendingText>,
+) -> Result<(), StorageError> {
+    let mut rows: Vec<PendingText> = Vec::with_capacity(pending.len());
+    let mut at: HashMap<(&str, Vec<u8>), usize> = HashMap::with_capacity(pending.len());
+    for noted in pending {
+        match at.entry((noted.tables.0, noted.id.clone())) {
+            Entry::Occupied(row) => rows[*row.get()].words = noted.words,
+            Entry::Vacant(row) => {
+                row.insert(rows.len());
+                rows.push(noted);
+            }
+        }
+    }
+    let mut kinds: Vec<Tables> = rows.iter().map(|r| r.tables).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for tables in kinds {
+        let of_kind: Vec<(&[u8], &str)> = rows
+            .iter()
+            .filter(|r| r.tables == tables)
+            .map(|r| (r.id.as_slice(), r.words.as_str()))
+            .collect();
+        write_words(conn, tables, &of_kind).await?;
+    }
+    Ok(())
+}
+
+/// Keys and indexes `rows` `(id, words)` of one kind, in chunks (statements prepared each
+/// time: their text depends on the chunk's size).
+async fn write_words(
+    conn: &libsql::Connection,
+    (items, fts, keys): Tables,
+    rows: &[(&[u8], &str)],
+) -> Result<(), StorageError> {
+    for chunk in rows.chunks(64) {
+        let ids: Vec<Value> = chunk
+            .iter()
+            .map(|(id, _)| Value::Blob(id.to_vec()))
+            .collect();
+        conn.execute(&keys_sql(keys, items, chunk.len()), ids)
+            .await
+            .map_err(|e| db("keying items to index", e))?;
+        let params: Vec<Value> = chunk
+            .iter()
+            .flat_map(|(id, w)| [Value::Blob(id.to_vec()), Value::Text((*w).to_string())])
+            .collect();
+        conn.execute(&words_sql(fts, keys, chunk.len()), params)
+            .await
+            .map_err(|e| db("indexing items' words", e))?;
+    }
+    Ok(())
+}
+
 /// Indexes the words of every stored episode and pattern (a database upgraded to schema 7),
 /// inside the caller's transaction.
 pub(crate) async fn backfill(conn: &libsql::Connection) -> Result<(), StorageError> {
@@ -95,22 +174,11 @@ async fn backfill_kind<E: Table>(conn: &libsql::Connection) -> Result<(), Storag
             .into_iter()
             .filter_map(|(id, item)| item.indexed_text().map(|words| (id, words)))
             .collect();
-        for chunk in found.chunks(64) {
-            let ids: Vec<Value> = chunk
-                .iter()
-                .map(|(id, _)| Value::Blob(id.clone()))
-                .collect();
-            conn.execute(&keys_sql(keys, chunk.len()), ids)
-                .await
-                .map_err(|e| db("keying items to index", e))?;
-            let params: Vec<Value> = chunk
-                .iter()
-                .flat_map(|(id, w)| [Value::Blob(id.clone()), Value::Text(w.clone())])
-                .collect();
-            conn.execute(&words_sql(fts, keys, chunk.len()), params)
-                .await
-                .map_err(|e| db("indexing an item's words", e))?;
-        }
+        let rows: Vec<(&[u8], &str)> = found
+            .iter()
+            .map(|(id, words)| (id.as_slice(), words.as_str()))
+            .collect();
+        write_words(conn, (E::TABLE, fts, keys), &rows).await?;
     }
     Ok(())
 }

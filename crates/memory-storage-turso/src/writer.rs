@@ -351,9 +351,17 @@ fn copy(e: &StorageError) -> StorageError {
 }
 
 /// Commits `group` as one transaction, each write in a savepoint of its own: a write that
-/// fails is rolled back alone and answered at once; the others commit together. Answers
-/// whether the connection stays usable.
+/// fails is rolled back alone and answered at once; the others commit together, their
+/// items' words indexed by one write before the commit (`text_index::PendingText`; if that
+/// fails, none of the group applies). Answers whether the connection stays usable.
 async fn commit_group(conn: &mut Conn, group: Vec<Grouped>) -> bool {
+    conn.pending_text = Some(Vec::new());
+    let keep = run_group(conn, group).await;
+    conn.pending_text = None;
+    keep
+}
+
+async fn run_group(conn: &mut Conn, group: Vec<Grouped>) -> bool {
     if let Err(e) = conn.raw.execute("BEGIN IMMEDIATE", ()).await {
         let e = db("beginning a write transaction", e);
         let keep = e.kind() != ErrorKind::Transient;
@@ -372,6 +380,7 @@ async fn commit_group(conn: &mut Conn, group: Vec<Grouped>) -> bool {
             order,
             answer,
         } = g;
+        let noted = conn.pending_text.as_ref().map_or(0, Vec::len);
         if let Err(e) = conn.raw.execute("SAVEPOINT grouped_write", ()).await {
             let e = db("opening a write's savepoint", e);
             keep &= e.kind() != ErrorKind::Transient;
@@ -403,6 +412,9 @@ async fn commit_group(conn: &mut Conn, group: Vec<Grouped>) -> bool {
                 }
                 .await;
                 let _ = answer.send(Err(GroupFailure::Before(e)));
+                if let Some(pending) = conn.pending_text.as_mut() {
+                    pending.truncate(noted);
+                }
                 if let Err(e) = undone {
                     let e = db("rolling back a write's savepoint", e);
                     for (_, _, _, _, answer) in applied {
@@ -417,6 +429,14 @@ async fn commit_group(conn: &mut Conn, group: Vec<Grouped>) -> bool {
     if applied.is_empty() {
         rollback(&conn.raw).await;
         return keep;
+    }
+    let pending = conn.pending_text.take().unwrap_or_default();
+    if let Err(e) = crate::text_index::write_pending(&conn.raw, pending).await {
+        for (_, _, _, _, answer) in applied {
+            let _ = answer.send(Err(GroupFailure::Before(copy(&e))));
+        }
+        rollback(&conn.raw).await;
+        return keep && e.kind() != ErrorKind::Transient;
     }
     for (_, sent, _, _, _) in &applied {
         sent.store(true, Ordering::SeqCst);

@@ -1,0 +1,185 @@
+//! Writes committed together on a local file (the writer thread's group commit) and the
+//! full-text index: one index write per group, and what it holds is what each write left.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+
+use memory_core::search::EpisodeSearch;
+use memory_core::testing::samples;
+use memory_core::{Episode, EpisodeId, StorageBackend};
+use memory_storage_turso::{TursoConfig, TursoStorage};
+
+async fn raw(path: &std::path::Path) -> libsql::Connection {
+    let db = libsql::Builder::new_local(path).build().await.unwrap();
+    db.connect().unwrap()
+}
+
+async fn integer(conn: &libsql::Connection, sql: &str) -> i64 {
+    let mut rows = conn.query(sql, ()).await.unwrap();
+    rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap()
+}
+
+/// FTS5's segments of the episode index: its data rows past the structure and averages
+/// records, keyed by segment id (`rowid >> 37`).
+const SEGMENTS: &str =
+    "SELECT COUNT(DISTINCT id >> 37) FROM episode_text_data WHERE id >= (1 << 37)";
+
+fn episode(i: u64, word: &str) -> Episode {
+    let mut e = samples::episode(i);
+    e.description = format!("run {word} of the group test");
+    e
+}
+
+async fn ids_for(store: &TursoStorage, word: &str) -> Vec<EpisodeId> {
+    let mut ids: Vec<EpisodeId> = store
+        .search_episodes(&EpisodeSearch::text(word, 100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.item.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// 48 single writes queued at once behind a batch. Each write of a group used to open a
+/// savepoint, at which FTS5 writes its pending words as a segment of their own: 48 writes
+/// made about 48 segments. The group's words are now written once before its commit, so
+/// segments number about the groups (at most 16 writes each). Merges are off here so that
+/// the count shows what the writes made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_writes_indexes_its_words_in_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("group.db");
+    let store = Arc::new(TursoStorage::open(TursoConfig::local(&path)).await.unwrap());
+    let conn = raw(&path).await;
+    for setting in ["'automerge', 0", "'crisismerge', 1000"] {
+        conn.execute(
+            &format!("INSERT INTO episode_text (episode_text, rank) VALUES ({setting})"),
+            (),
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+
+    let batch: Vec<Episode> = (1_000..1_400).map(|i| episode(i, "batch")).collect();
+    let mut tasks = Vec::new();
+    {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.store_episodes(&batch).await.unwrap();
+        }));
+    }
+    for i in 0..48u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .store_episode(&episode(i, &format!("single{i}")))
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let conn = raw(&path).await;
+    let segments = integer(&conn, SEGMENTS).await;
+    assert!(
+        segments <= 24,
+        "49 writes made {segments} index segments: writes were not indexed once per group"
+    );
+    for i in 0..48u64 {
+        assert_eq!(
+            ids_for(&store, &format!("single{i}")).await,
+            [samples::episode(i).id],
+            "single{i}"
+        );
+    }
+    assert_eq!(ids_for(&store, "batch").await.len(), 100, "top 100 of 400");
+}
+
+/// Writes of one group that rewrite, delete and re-create the same items, and writes that
+/// fail beside them: the index holds each item's last words, nothing of a deleted item or
+/// of a failed write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_holds_what_each_write_of_a_group_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("group.db");
+    let store = Arc::new(TursoStorage::open(TursoConfig::local(&path)).await.unwrap());
+    for round in 0..5u64 {
+        let mut tasks = Vec::new();
+        {
+            let store = Arc::clone(&store);
+            let batch: Vec<Episode> = (500..800).map(|i| episode(i, "filler")).collect();
+            tasks.push(tokio::spawn(async move {
+                store.store_episodes(&batch).await.unwrap();
+            }));
+        }
+        for i in 0..16u64 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                // In order on one task, queued beside the other tasks' writes.
+                store.store_episode(&episode(i, "first")).await.unwrap();
+                store
+                    .store_episode(&episode(i, &format!("second{round}")))
+                    .await
+                    .unwrap();
+                match i % 4 {
+                    0 => store.delete_episode(samples::episode(i).id).await.unwrap(),
+                    1 => {
+                        store.delete_episode(samples::episode(i).id).await.unwrap();
+                        store.store_episode(&episode(i, "third")).await.unwrap();
+                    }
+                    _ => {}
+                }
+                // Fails (no such episode) between the others' writes.
+                assert!(
+                    store
+                        .delete_episode(samples::episode(10_000 + i).id)
+                        .await
+                        .is_err()
+                );
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let expect = |pick: &dyn Fn(u64) -> bool| -> Vec<EpisodeId> {
+            let mut ids: Vec<EpisodeId> = (0..16u64)
+                .filter(|i| pick(*i))
+                .map(|i| samples::episode(i).id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            ids_for(&store, "first").await,
+            expect(&|_| false),
+            "round {round}"
+        );
+        assert_eq!(
+            ids_for(&store, &format!("second{round}")).await,
+            expect(&|i| i % 4 >= 2),
+            "round {round}"
+        );
+        assert_eq!(
+            ids_for(&store, "third").await,
+            expect(&|i| i % 4 == 1),
+            "round {round}"
+        );
+    }
+    // No index row outlives its item, and every item has one.
+    let conn = raw(&path).await;
+    let keys = integer(&conn, "SELECT COUNT(*) FROM episode_text_keys").await;
+    let episodes = integer(&conn, "SELECT COUNT(*) FROM episodes").await;
+    let dangling = integer(
+        &conn,
+        "SELECT COUNT(*) FROM episode_text_keys k \
+         WHERE NOT EXISTS (SELECT 1 FROM episodes e WHERE e.id = k.item_id)",
+    )
+    .await;
+    assert_eq!((keys, dangling), (episodes, 0));
+}
