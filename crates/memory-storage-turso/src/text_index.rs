@@ -69,10 +69,15 @@ pub(crate) fn search_sql<E: Table>(
              ORDER BY t.rank, e.id"
         )
     } else {
+        // Matches are ranked on the filter's columns alone and only the best `k` joined to
+        // their payloads (sorted with them, every match's payload was read and copied).
         format!(
-            "SELECT e.id, e.encoding, e.payload, bm25({fts}) FROM {fts} \
-             CROSS JOIN {keys} k ON k.key = {fts}.rowid CROSS JOIN {items} e ON e.id = k.item_id \
-             WHERE {fts} MATCH ?{matched}{f} ORDER BY bm25({fts}), e.id LIMIT ?{limit}"
+            "SELECT e.id, e.encoding, e.payload, t.rank FROM \
+             (SELECT e.id, bm25({fts}) AS rank FROM {fts} \
+              CROSS JOIN {keys} k ON k.key = {fts}.rowid \
+              CROSS JOIN {items} e ON e.id = k.item_id \
+              WHERE {fts} MATCH ?{matched}{f} ORDER BY rank, e.id LIMIT ?{limit}) t \
+             CROSS JOIN {items} e ON e.id = t.id ORDER BY t.rank, e.id"
         )
     };
     let mut params = vec![

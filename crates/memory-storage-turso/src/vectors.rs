@@ -256,6 +256,14 @@ pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> 
     } else {
         format!("'{vectors}_ann'")
     };
+    // The candidates kept are ranked on their vectors (and the filter's columns) alone;
+    // only they are joined to their payloads. Sorted with their payloads, every candidate's
+    // payload was read and copied, a hundred where ten are kept.
+    let filtered = if filter.text.is_empty() {
+        String::new()
+    } else {
+        format!("CROSS JOIN {items} e ON e.id = v.item_id WHERE 1 = 1{f}")
+    };
     // The candidates' keys drive the outer loop (CROSS JOIN keeps that order): without it
     // SQLite scans every vector, or every match of the filter, and probes the list.
     let text = format!(
@@ -268,11 +276,13 @@ pub(crate) fn search_sql<E: Table>(vectors: &str, filter: &Sql, plan: &Plan) -> 
             UNION ALL \
             SELECT value FROM json_each((SELECT CASE WHEN matches > ?2 THEN ( \
                 SELECT json_group_array(id) FROM vector_top_k({index}, ?1, ?4)) \
-                ELSE '[]' END FROM n))) \
+                ELSE '[]' END FROM n))), \
+         kept (id, distance) AS MATERIALIZED ( \
+            SELECT v.item_id, vector_distance_cos(v.embedding, ?1) AS distance \
+            FROM candidates c CROSS JOIN {vectors} v ON v.key = c.key {filtered} \
+            ORDER BY distance LIMIT ?3) \
          SELECT e.id, e.encoding, e.payload, (SELECT matches FROM n) \
-         FROM candidates c CROSS JOIN {vectors} v ON v.key = c.key \
-         CROSS JOIN {items} e ON e.id = v.item_id \
-         WHERE 1 = 1{f} ORDER BY vector_distance_cos(v.embedding, ?1) LIMIT ?3"
+         FROM kept k CROSS JOIN {items} e ON e.id = k.id ORDER BY k.distance"
     );
     let k = i64::try_from(plan.k).unwrap_or(i64::MAX);
     let mut params = vec![
