@@ -278,3 +278,43 @@ async fn a_schema_8_database_gets_its_domain_buckets_on_upgrade() {
         Some(samples::episode(7).id)
     );
 }
+
+/// Items at the same distance from the query rank by id, as the exact answer does, however
+/// many of them there are: the statement keeps only `k` and a small margin of candidates,
+/// so it must break ties as the re-rank does (by id), or it keeps an arbitrary few.
+#[tokio::test]
+async fn equal_distances_rank_by_id_as_the_exact_answer_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ties.db");
+    let same = vector(3);
+    // Stored out of id order, so that the order the rows are found in is not the ids'.
+    let stored: Vec<Episode> = (0..40u64)
+        .map(|i| (i * 17) % 40)
+        .map(|i| {
+            let mut e = samples::episode(i);
+            e.embedding = Some(same.clone());
+            e
+        })
+        .collect();
+    for store in [
+        index_only(&path).await,
+        TursoStorage::open(TursoConfig::local(&path).exact_search_below(u32::MAX))
+            .await
+            .unwrap(),
+    ] {
+        store.store_episodes(&stored).await.unwrap();
+        let all: Vec<Arc<Episode>> = stored.iter().cloned().map(Arc::new).collect();
+        let expected: Vec<_> = search::exact(all, &same, 10, None, |_| true)
+            .into_iter()
+            .map(|s| s.item.id)
+            .collect();
+        let got: Vec<_> = store
+            .search_episodes(&EpisodeSearch::new(same.clone(), 10))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.item.id)
+            .collect();
+        assert_eq!(got, expected);
+    }
+}
