@@ -124,36 +124,39 @@ pub(crate) async fn write_pending(
     kinds.sort_unstable();
     kinds.dedup();
     for tables in kinds {
-        let of_kind: Vec<(&[u8], &str)> = rows
-            .iter()
-            .filter(|r| r.tables == tables)
-            .map(|r| (r.id.as_slice(), r.words.as_str()))
-            .collect();
-        write_words(conn, tables, &of_kind).await?;
+        let (of_kind, rest): (Vec<PendingText>, Vec<PendingText>) =
+            rows.into_iter().partition(|r| r.tables == tables);
+        rows = rest;
+        let of_kind = of_kind.into_iter().map(|r| (r.id, r.words)).collect();
+        write_words(conn, tables, of_kind).await?;
     }
     Ok(())
 }
 
 /// Keys and indexes `rows` `(id, words)` of one kind, in chunks (statements prepared each
-/// time: their text depends on the chunk's size).
+/// time: their text depends on the chunk's size). The words move into the statements'
+/// parameters (a typical episode's are about 10 KB), never copied.
 async fn write_words(
     conn: &libsql::Connection,
     (items, fts, keys): Tables,
-    rows: &[(&[u8], &str)],
+    mut rows: Vec<(Vec<u8>, String)>,
 ) -> Result<(), StorageError> {
-    for chunk in rows.chunks(64) {
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(64));
+        let chunk = std::mem::replace(&mut rows, rest);
         let ids: Vec<Value> = chunk
             .iter()
-            .map(|(id, _)| Value::Blob(id.to_vec()))
+            .map(|(id, _)| Value::Blob(id.clone()))
             .collect();
         conn.execute(&keys_sql(keys, items, chunk.len()), ids)
             .await
             .map_err(|e| db("keying items to index", e))?;
+        let rows_in_chunk = chunk.len();
         let params: Vec<Value> = chunk
-            .iter()
-            .flat_map(|(id, w)| [Value::Blob(id.to_vec()), Value::Text((*w).to_string())])
+            .into_iter()
+            .flat_map(|(id, words)| [Value::Blob(id), Value::Text(words)])
             .collect();
-        conn.execute(&words_sql(fts, keys, chunk.len()), params)
+        conn.execute(&words_sql(fts, keys, rows_in_chunk), params)
             .await
             .map_err(|e| db("indexing items' words", e))?;
     }
@@ -179,11 +182,7 @@ async fn backfill_kind<E: Table>(conn: &libsql::Connection) -> Result<(), Storag
             .into_iter()
             .filter_map(|(id, item)| item.indexed_text().map(|words| (id, words)))
             .collect();
-        let rows: Vec<(&[u8], &str)> = found
-            .iter()
-            .map(|(id, words)| (id.as_slice(), words.as_str()))
-            .collect();
-        write_words(conn, (E::TABLE, fts, keys), &rows).await?;
+        write_words(conn, (E::TABLE, fts, keys), found).await?;
     }
     Ok(())
 }

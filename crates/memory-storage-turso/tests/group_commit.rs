@@ -183,3 +183,37 @@ async fn the_index_holds_what_each_write_of_a_group_left() {
     .await;
     assert_eq!((keys, dangling), (episodes, 0));
 }
+
+/// Callers that stop waiting at any point: a write still runs to its end or not at all, and
+/// its words are indexed exactly when its episode is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_caller_stops_waiting_is_indexed_exactly_when_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("group.db");
+    let store = Arc::new(TursoStorage::open(TursoConfig::local(&path)).await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            // Cut off after 0 to 3.1 ms: before the queue, in it, or while committing.
+            let wait = std::time::Duration::from_micros((i % 32) * 100);
+            let cut = episode(i, &format!("cut{i}"));
+            let _ = tokio::time::timeout(wait, store.store_episode(&cut)).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // A write cut off runs on to its end: wait for the writer to be idle.
+    store.store_episode(&episode(1_000, "last")).await.unwrap();
+    let mut stored = 0;
+    for i in 0..64u64 {
+        let id = samples::episode(i).id;
+        let kept = store.get_episode(id).await.unwrap().is_some();
+        stored += usize::from(kept);
+        let found = ids_for(&store, &format!("cut{i}")).await;
+        let expected = if kept { vec![id] } else { Vec::new() };
+        assert_eq!(found, expected, "episode {i}: stored {kept}");
+    }
+    assert!(stored > 0, "no write got through");
+}
