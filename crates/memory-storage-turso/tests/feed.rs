@@ -106,16 +106,19 @@ async fn the_feed_keeps_the_newest_writes_and_trims_old_ones() {
         }
     );
     // Age: entries older than an hour go, a few per write.
+    // A second writer on the file waits for the lock like any other: the store's writer may
+    // be finishing a checkpoint (RESTART holds the write lock) when the loop above returns.
     let db = libsql::Builder::new_local(&path).build().await.unwrap();
-    db.connect()
-        .unwrap()
-        .execute(
-            "UPDATE change_feed SET at_micros = at_micros - 7200000000 WHERE generation IN \
-             (SELECT generation FROM change_feed ORDER BY generation LIMIT 100)",
-            (),
-        )
-        .await
+    let conn = db.connect().unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
         .unwrap();
+    conn.execute(
+        "UPDATE change_feed SET at_micros = at_micros - 7200000000 WHERE generation IN \
+             (SELECT generation FROM change_feed ORDER BY generation LIMIT 100)",
+        (),
+    )
+    .await
+    .unwrap();
     for i in 0..10 {
         store.store_episode(&episode(i)).await.unwrap();
     }

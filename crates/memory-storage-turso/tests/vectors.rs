@@ -231,6 +231,9 @@ async fn each_domain_s_vectors_follow_it_into_its_bucket() {
     // Domain searches ask their bucket's index alone: they still answer without the kind's.
     let db = libsql::Builder::new_local(&path).build().await.unwrap();
     let conn = db.connect().unwrap();
+    // The open store's writer may hold the write lock for a checkpoint: wait for it.
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
     conn.execute("DROP INDEX episode_vectors_ann", ())
         .await
         .unwrap();
