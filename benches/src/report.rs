@@ -430,6 +430,7 @@ mod tests {
                 figures("text, 2 words, one domain (1/3)", 1.0, 60.0, 1.0),
                 figures("exact unfiltered", 40.0, 50.0, 1.0),
             ],
+            others: Vec::new(),
             sqld: None,
             enforced: true,
         }

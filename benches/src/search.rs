@@ -81,6 +81,9 @@ pub struct SearchOptions {
     pub sqld_items: usize,
     /// Whether the targets count (a release build and the full size).
     pub enforce: bool,
+    /// Also time redb's and the in-memory store's exact searches on the same episodes
+    /// (reported beside libSQL's, not held to its targets).
+    pub other_backends: bool,
 }
 
 impl SearchOptions {
@@ -93,6 +96,7 @@ impl SearchOptions {
             exact_searches: 20,
             sqld_items: 5_000,
             enforce: true,
+            other_backends: true,
         }
     }
 
@@ -104,6 +108,7 @@ impl SearchOptions {
             searches: 200,
             exact_searches: 5,
             sqld_items: 0,
+            other_backends: false,
             ..Self::full()
         }
     }
@@ -117,6 +122,7 @@ impl SearchOptions {
             exact_searches: 5,
             sqld_items: 0,
             enforce: false,
+            other_backends: true,
         }
     }
 }
@@ -151,6 +157,9 @@ pub struct SearchReport {
     pub bytes_per_vector: f64,
     /// Through the index and exact, unfiltered and by domain.
     pub searches: Vec<SearchFigures>,
+    /// redb's and the in-memory store's exact similarity searches of the same episodes.
+    #[serde(default)]
+    pub others: Vec<SearchFigures>,
     /// sqld on loopback: the searches and their round trips.
     pub sqld: Option<SqldFigures>,
     /// Whether the targets count.
@@ -250,6 +259,15 @@ impl fmt::Display for SearchReport {
         )?;
         for s in &self.searches {
             writeln!(f, "  {s}")?;
+        }
+        if !self.others.is_empty() {
+            writeln!(
+                f,
+                "the same episodes in redb and in memory (exact search, not held to the targets)"
+            )?;
+            for s in &self.others {
+                writeln!(f, "  {s}")?;
+            }
         }
         if let Some(sqld) = &self.sqld {
             writeln!(f, "sqld on loopback, {} episodes", sqld.items)?;
@@ -534,6 +552,10 @@ pub async fn search(options: &SearchOptions) -> anyhow::Result<SearchReport> {
     figures.extend(searches(&exact, "exact", &all, q, w, &vector, common).await?);
     drop(exact);
     drop(with);
+    let others = match options.other_backends {
+        true => other_backends(dir.path(), &all, q, w, common).await?,
+        false => Vec::new(),
+    };
     let sqld = match options.sqld_items {
         0 => None,
         items => Some(on_sqld(options, items).await?),
@@ -545,9 +567,54 @@ pub async fn search(options: &SearchOptions) -> anyhow::Result<SearchReport> {
         batch_without_ms: median(without_times).as_secs_f64() * 1e3,
         bytes_per_vector: extra as f64 / options.items.max(1) as f64,
         searches: figures,
+        others,
         sqld,
         enforced: options.enforce,
     })
+}
+
+/// redb's and the in-memory store's exact similarity searches of `corpus`, `count` of each.
+async fn other_backends(
+    dir: &Path,
+    corpus: &Corpus,
+    queries: &mut Structured,
+    words: &mut Words,
+    count: usize,
+) -> anyhow::Result<Vec<SearchFigures>> {
+    let episodes: Vec<Episode> = corpus.all.iter().map(|e| Episode::clone(e)).collect();
+    let mut out = Vec::new();
+    {
+        let redb = memory_storage_redb::RedbStorage::open(dir.join("search.redb"))?;
+        insert(&redb, &episodes).await?;
+        out.extend(
+            searches(
+                &redb,
+                "redb exact",
+                corpus,
+                queries,
+                words,
+                &[Kind::Vector],
+                count,
+            )
+            .await?,
+        );
+    }
+    let memory = memory_core::InMemoryStorage::new();
+    insert(&memory, &episodes).await?;
+    drop(episodes);
+    out.extend(
+        searches(
+            &memory,
+            "in-memory exact",
+            corpus,
+            queries,
+            words,
+            &[Kind::Vector],
+            count,
+        )
+        .await?,
+    );
+    Ok(out)
 }
 
 async fn on_sqld(options: &SearchOptions, items: usize) -> anyhow::Result<SqldFigures> {
