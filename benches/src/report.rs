@@ -431,6 +431,7 @@ mod tests {
                 figures("exact unfiltered", 40.0, 50.0, 1.0),
             ],
             others: Vec::new(),
+            graph_builds: Vec::new(),
             sqld: None,
             enforced: true,
         }

@@ -32,6 +32,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod ann;
 pub mod change;
 pub mod codec;
 mod embedding;
@@ -71,7 +72,7 @@ pub use finish::FinishOnDrop;
 pub use heuristic::{Evidence, Heuristic};
 pub use ids::{EpisodeId, HeuristicId, PatternId};
 pub use json_text::MAX_JSON_DEPTH;
-pub use memory::InMemoryStorage;
+pub use memory::{EXACT_SEARCH_BELOW, InMemoryStorage};
 pub use pattern::{Effectiveness, OutcomeStats, Pattern, PatternData, PatternKind};
 pub use query::{BadCursor, EpisodeCursor, EpisodePage, EpisodeQuery, PatternQuery};
 pub use storage::{ItemCheck, StorageBackend};

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
+use crate::ann::{Current, Refresh, VectorIndex};
 use crate::episode::Episode;
 use crate::error::{EntityKind, Result, StorageError};
 use crate::feed::{Change, Changed, ChangesSince, MemoryFeed};
@@ -36,7 +37,15 @@ use crate::validate::{validate_batch, validate_ids};
 #[derive(Default)]
 pub struct InMemoryStorage {
     tables: RwLock<Tables>,
+    /// The graphs similarity searches of large stores ask (`crate::ann`): writes note what
+    /// they changed, under the tables' lock, and searches catch up first.
+    episode_vectors: VectorIndex<Episode>,
+    pattern_vectors: VectorIndex<Pattern>,
 }
+
+/// Searches among at most this many items (after filters) score every one; above it the
+/// graph proposes candidates (as libSQL's `exact_search_below`).
+pub const EXACT_SEARCH_BELOW: usize = 1_000;
 
 struct Tables {
     episodes: BTreeMap<EpisodeId, Arc<Episode>>,
@@ -71,12 +80,17 @@ const FEED_KEPT: usize = 4_096;
 
 /// Where an entity lives inside [`Tables`], and how its secondary index follows a change.
 trait Stored: Changed {
+    /// The graph of this kind's embeddings (none for heuristics, which are not searched).
+    fn vectors(store: &InMemoryStorage) -> Option<&VectorIndex<Self>>;
     fn rows(tables: &Tables) -> &BTreeMap<Self::Id, Arc<Self>>;
     fn rows_mut(tables: &mut Tables) -> &mut BTreeMap<Self::Id, Arc<Self>>;
     fn reindex(tables: &mut Tables, old: Option<&Self>, new: Option<&Self>);
 }
 
 impl Stored for Episode {
+    fn vectors(store: &InMemoryStorage) -> Option<&VectorIndex<Episode>> {
+        Some(&store.episode_vectors)
+    }
     fn rows(tables: &Tables) -> &BTreeMap<EpisodeId, Arc<Episode>> {
         &tables.episodes
     }
@@ -94,6 +108,9 @@ impl Stored for Episode {
 }
 
 impl Stored for Pattern {
+    fn vectors(store: &InMemoryStorage) -> Option<&VectorIndex<Pattern>> {
+        Some(&store.pattern_vectors)
+    }
     fn rows(tables: &Tables) -> &BTreeMap<PatternId, Arc<Pattern>> {
         &tables.patterns
     }
@@ -104,6 +121,9 @@ impl Stored for Pattern {
 }
 
 impl Stored for Heuristic {
+    fn vectors(_: &InMemoryStorage) -> Option<&VectorIndex<Heuristic>> {
+        None
+    }
     fn rows(tables: &Tables) -> &BTreeMap<HeuristicId, Arc<Heuristic>> {
         &tables.heuristics
     }
@@ -156,6 +176,7 @@ impl InMemoryStorage {
         tables.fix_dimension(std::slice::from_ref(item))?;
         tables.put(item);
         tables.advance(vec![item.stored()]);
+        self.note_changed::<E>(std::iter::once(item.id()));
         Ok(())
     }
 
@@ -170,7 +191,83 @@ impl InMemoryStorage {
             tables.put(item);
         }
         tables.advance(items.iter().map(Changed::stored).collect());
+        self.note_changed::<E>(items.iter().map(crate::Entity::id));
         Ok(())
+    }
+
+    /// Called under the tables' write lock, so a search (under the read lock) sees the
+    /// note with the change.
+    fn note_changed<E: Stored>(&self, ids: impl Iterator<Item = E::Id>) {
+        if let Some(vectors) = E::vectors(self) {
+            vectors.note_changed(ids.map(Into::into));
+        }
+    }
+
+    /// The `k` best by vector among the stored items `keep` lets through: exact below
+    /// [`EXACT_SEARCH_BELOW`] candidates, else proposed by the graph and re-ranked exactly.
+    fn nearest<E: Stored>(
+        &self,
+        tables: &Tables,
+        vector: &crate::Embedding,
+        k: usize,
+        min_score: Option<f64>,
+        keep: impl Fn(&E) -> bool,
+        filtered: bool,
+    ) -> Result<Vec<Scored<E>>> {
+        let Some(vectors) = E::vectors(self) else {
+            return Ok(Vec::new());
+        };
+        let rows = E::rows(tables);
+        let found = vectors.search(vector, k, EXACT_SEARCH_BELOW, keep, filtered, |refresh| {
+            let current = |id: &E::Id, item: &Arc<E>| Current {
+                id: (*id).into(),
+                entry: item
+                    .embedding()
+                    .filter(|e| e.dimension() == vector.dimension())
+                    .map(|e| (e.clone(), Arc::clone(item))),
+            };
+            Ok(match refresh {
+                Refresh::All => rows.iter().map(|(id, item)| current(id, item)).collect(),
+                Refresh::Ids(ids) => ids
+                    .into_iter()
+                    .map(|id| match rows.get(&E::Id::from(id)) {
+                        Some(item) => current(&E::Id::from(id), item),
+                        None => Current { id, entry: None },
+                    })
+                    .collect(),
+            })
+        })?;
+        Ok(found
+            .into_iter()
+            .filter(|(_, score, _)| min_score.is_none_or(|min| *score >= min))
+            .map(|(item, score, _)| Scored { item, score })
+            .collect())
+    }
+
+    /// A search (validated) by vector through [`nearest`](Self::nearest); by text exactly
+    /// over every item (BM25's statistics are the store's); hybrid: both lists fused.
+    fn search<E, F>(&self, search: &crate::search::Search<F>) -> Result<Vec<Scored<E>>>
+    where
+        E: Stored + crate::text::Searchable,
+        F: crate::search::ItemFilter<E>,
+    {
+        use crate::search::SearchBy;
+        let tables = self.tables.read();
+        crate::search::check_query_dimension(&search.by, tables.dimension)?;
+        let (k, min, filter) = (search.k, search.min_score, &search.filter);
+        let keep = |e: &E| filter.passes(e);
+        let filtered = filter.filters_anything();
+        let every = || E::rows(&tables).values().cloned().collect::<Vec<_>>();
+        Ok(match &search.by {
+            SearchBy::Vector(v) => self.nearest(&tables, v, k, min, keep, filtered)?,
+            SearchBy::Text(t) => crate::text::exact(every(), t, k, keep),
+            SearchBy::Hybrid { vector, text } => {
+                let depth = crate::search::hybrid_depth(k);
+                let by_vector = self.nearest(&tables, vector, depth, min, keep, filtered)?;
+                let by_text = crate::text::exact(every(), text, depth, keep);
+                crate::search::fuse(&by_vector, &by_text, k)
+            }
+        })
     }
 
     fn get_one<E: Stored>(&self, id: E::Id) -> Option<Arc<E>> {
@@ -223,6 +320,7 @@ impl InMemoryStorage {
             tables.remove::<E>(*id);
         }
         tables.advance(ids.iter().map(|id| E::deleted(*id)).collect());
+        self.note_changed::<E>(ids.iter().copied());
         Ok(())
     }
 
@@ -351,21 +449,11 @@ impl StorageBackend for InMemoryStorage {
 
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
-        let tables = self.tables.read();
-        crate::search::check_query_dimension(&search.by, tables.dimension)?;
-        Ok(crate::search::exact_episodes(
-            tables.episodes.values().cloned(),
-            search,
-        ))
+        self.search(search)
     }
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
-        let tables = self.tables.read();
-        crate::search::check_query_dimension(&search.by, tables.dimension)?;
-        Ok(crate::search::exact_patterns(
-            tables.patterns.values().cloned(),
-            search,
-        ))
+        self.search(search)
     }
 
     async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Arc<Pattern>>> {

@@ -150,6 +150,17 @@ impl EpisodeQuery {
         check::metadata("metadata", &self.metadata)
     }
 
+    /// Whether [`matches`](Self::matches) can refuse any episode.
+    pub fn filters_anything(&self) -> bool {
+        self.since.is_some()
+            || self.until.is_some()
+            || self.domain.is_some()
+            || self.task_type.is_some()
+            || self.outcome.is_some()
+            || !self.tags.is_empty()
+            || !self.metadata.is_empty()
+    }
+
     /// Whether `episode` passes every filter (the cursor and limit aside).
     pub fn matches(&self, episode: &Episode) -> bool {
         self.since.is_none_or(|t| episode.start_time >= t)
@@ -345,6 +356,11 @@ impl PatternQuery {
             check::required("domain", domain, MAX_NAME_BYTES)?;
         }
         Ok(())
+    }
+
+    /// Whether [`matches`](Self::matches) can refuse any pattern.
+    pub fn filters_anything(&self) -> bool {
+        self.kind.is_some() || self.min_success_rate.is_some() || self.domain.is_some()
     }
 
     /// Whether `pattern` passes every filter.

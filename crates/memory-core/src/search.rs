@@ -3,7 +3,8 @@
 //! filters (`docs/SEARCH.md`).
 //!
 //! [`exact_by`] is the brute-force reference every backend is checked against (and what the
-//! in-memory store answers with): every candidate scored, best first, ties broken by id.
+//! in-memory store answers text searches with; its vector searches ask a graph,
+//! [`crate::ann`]): every candidate scored, best first, ties broken by id.
 //!
 //! ```
 //! use memory_core::search::EpisodeSearch;
@@ -163,6 +164,33 @@ pub struct Search<F> {
     pub min_score: Option<f64>,
     /// Which items are candidates.
     pub filter: F,
+}
+
+/// What a search's filter does, whatever its kind: which items pass, and whether any can
+/// fail (stores that judge a filter's share skip that for an empty one).
+pub trait ItemFilter<T>: Clone + Send + Sync + 'static {
+    /// Whether `item` passes.
+    fn passes(&self, item: &T) -> bool;
+    /// Whether any item can fail.
+    fn filters_anything(&self) -> bool;
+}
+
+impl ItemFilter<Episode> for EpisodeQuery {
+    fn passes(&self, item: &Episode) -> bool {
+        self.matches(item)
+    }
+    fn filters_anything(&self) -> bool {
+        EpisodeQuery::filters_anything(self)
+    }
+}
+
+impl ItemFilter<Pattern> for PatternQuery {
+    fn passes(&self, item: &Pattern) -> bool {
+        self.matches(item)
+    }
+    fn filters_anything(&self) -> bool {
+        PatternQuery::filters_anything(self)
+    }
 }
 
 /// A search over episodes (a cursor in the filter is refused: a search is not paged).

@@ -11,6 +11,7 @@
 mod error;
 mod store;
 mod tables;
+mod vectors;
 
 pub use store::RedbStorage;
 pub use tables::FORMAT_VERSION;

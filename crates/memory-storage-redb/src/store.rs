@@ -20,8 +20,12 @@ use crate::tables::{
     self, EPISODES, EPISODES_BY_DOMAIN, EPISODES_BY_START, FORMAT_KEY, FORMAT_VERSION, META,
     PATTERNS, PATTERNS_BY_DOMAIN, PATTERNS_BY_KIND, POSITION_KEY, Row,
 };
+use crate::vectors::{Searched, Vectors};
 
 const NO_ID: [u8; 16] = [0; 16];
+/// Searches among at most this many items (after filters) score every one exactly; above
+/// it the graph proposes the candidates (as in the in-memory store).
+const EXACT_SEARCH_BELOW: usize = memory_core::EXACT_SEARCH_BELOW;
 const ALL_ID: [u8; 16] = [0xff; 16];
 
 /// An episodic-memory store in one redb file. Every write is one write transaction,
@@ -49,6 +53,8 @@ const ALL_ID: [u8; 16] = [0xff; 16];
 pub struct RedbStorage {
     db: Arc<Database>,
     path: Arc<PathBuf>,
+    /// Similarity search's graphs, built by the first search that needs one.
+    vectors: Arc<Vectors>,
 }
 
 impl std::fmt::Debug for RedbStorage {
@@ -82,6 +88,7 @@ impl RedbStorage {
         Ok(RedbStorage {
             db: Arc::new(db),
             path: Arc::new(path),
+            vectors: Arc::default(),
         })
     }
 
@@ -143,15 +150,22 @@ impl RedbStorage {
 
     /// Runs `write` in one write transaction on a blocking thread (a durable commit waits
     /// for the disk) and commits it; an error rolls everything back.
-    async fn write<F>(&self, doing: &'static str, write: F) -> Result<()>
+    /// `committed` runs on that thread once the commit succeeded, before the write is
+    /// answered (so also when the caller has stopped waiting).
+    async fn write<F, C>(&self, doing: &'static str, write: F, committed: C) -> Result<()>
     where
         F: FnOnce(&redb::WriteTransaction) -> Result<()> + Send + 'static,
+        C: FnOnce() + Send + 'static,
     {
         let database = Arc::clone(&self.db);
         let task = tokio::task::spawn_blocking(move || {
             let txn = database.begin_write().map_err(|e| db(doing, e))?;
             match write(&txn).and_then(|()| advance_position(&txn, doing)) {
-                Ok(position) => txn.commit().map(|()| position).map_err(|e| db(doing, e)),
+                Ok(position) => {
+                    txn.commit().map_err(|e| db(doing, e))?;
+                    committed();
+                    Ok(position)
+                }
                 Err(e) => {
                     // Dropping the transaction aborts it too; aborting explicitly reports
                     // its own failure, which the caller's error already supersedes.
@@ -185,15 +199,92 @@ impl RedbStorage {
     }
 
     /// Stores already validated `items` in one transaction.
-    async fn store_items<E: Row>(&self, items: Vec<E>) -> Result<()> {
-        self.write("storing", move |txn| tables::put(txn, &items))
+    async fn store_items<E: Searched>(&self, items: Vec<E>) -> Result<()> {
+        let changed = self.note_changed::<E>(items.iter().map(|i| i.id().into()).collect());
+        self.write("storing", move |txn| tables::put(txn, &items), changed)
             .await
     }
 
-    async fn delete_items<E: Row>(&self, ids: Vec<E::Id>) -> Result<()> {
+    async fn delete_items<E: Searched>(&self, ids: Vec<E::Id>) -> Result<()> {
         validate_ids(&ids, true)?;
-        self.write("deleting", move |txn| tables::delete::<E>(txn, &ids))
-            .await
+        let changed = self.note_changed::<E>(ids.iter().map(|&id| id.into()).collect());
+        self.write(
+            "deleting",
+            move |txn| tables::delete::<E>(txn, &ids),
+            changed,
+        )
+        .await
+    }
+
+    /// What a write of `ids` does once committed: tells the kind's graph they changed.
+    fn note_changed<E: Searched>(
+        &self,
+        ids: Vec<memory_core::Uuid>,
+    ) -> impl FnOnce() + Send + 'static {
+        let vectors = Arc::clone(&self.vectors);
+        move || {
+            if let Some(graph) = E::vectors(&vectors) {
+                graph.note_changed(ids);
+            }
+        }
+    }
+
+    /// A search (validated) by vector through [`nearest`](Self::nearest), by text through
+    /// `text(words, n)`, or both fused.
+    async fn search<E, F, FX, X>(
+        &self,
+        search: &memory_core::search::Search<F>,
+        text: FX,
+    ) -> Result<Vec<Scored<E>>>
+    where
+        E: Searched,
+        F: memory_core::search::ItemFilter<E>,
+        FX: FnOnce(String, usize) -> X,
+        X: std::future::Future<Output = Result<Vec<Scored<E>>>>,
+    {
+        let vector = |v: memory_core::Embedding, n, _complete| {
+            let filter = search.filter.clone();
+            let filtered = filter.filters_anything();
+            let keep = move |e: &E| filter.passes(e);
+            async move { self.nearest(&v, n, search.min_score, filtered, keep).await }
+        };
+        memory_core::search::dispatch(&search.by, search.k, vector, text).await
+    }
+
+    /// The `k` best by vector among the items `keep` lets through (see `vectors.rs`), on a
+    /// blocking thread: the first search builds the graph from the whole file.
+    async fn nearest<E: Searched>(
+        &self,
+        vector: &memory_core::Embedding,
+        k: usize,
+        min_score: Option<f64>,
+        filtered: bool,
+        keep: impl Fn(&E) -> bool + Send + 'static,
+    ) -> Result<Vec<Scored<E>>> {
+        let store = self.clone();
+        let vector = vector.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            contained(&store.path, "searching", || {
+                let Some(graph) = E::vectors(&store.vectors) else {
+                    return Ok(Vec::new());
+                };
+                let dimension = vector.dimension();
+                let found = graph.search(&vector, k, EXACT_SEARCH_BELOW, keep, filtered, |r| {
+                    crate::vectors::load::<E>(&store.db, r, dimension)
+                })?;
+                let found = found
+                    .into_iter()
+                    .filter(|(_, score, _)| min_score.is_none_or(|min| *score >= min))
+                    .collect();
+                crate::vectors::with_items(&store.db, found)
+            })
+        });
+        task.await.map_err(|e| {
+            StorageError::new(
+                ErrorKind::Internal,
+                format!("searching: the task failed: {e}"),
+            )
+        })?
     }
 
     fn read(&self) -> Result<redb::ReadTransaction> {
@@ -692,26 +783,30 @@ impl StorageBackend for RedbStorage {
         }
     }
 
-    /// Exact: every episode the filter matches scored (by text: every episode read, for
-    /// BM25's statistics); redb has no vector or text index.
+    /// By vector through the graph (exact below 1,000 candidates); by text exactly, every
+    /// episode read (BM25's statistics are the store's; redb has no text index); hybrid:
+    /// both lists fused.
     async fn search_episodes(&self, search: &EpisodeSearch) -> Result<Vec<Scored<Episode>>> {
         search.validate()?;
         self.check_search_dimension(&search.by)?;
-        memory_core::search::scan_episodes(self, search).await
+        self.search(search, |t, n| async move {
+            let by_text = EpisodeSearch::text(t, n).filter(search.filter.clone());
+            memory_core::search::scan_episodes(self, &by_text).await
+        })
+        .await
     }
-    /// Exact, as for episodes.
+    /// As for episodes; by text every pattern is read.
     async fn search_patterns(&self, search: &PatternSearch) -> Result<Vec<Scored<Pattern>>> {
         search.validate()?;
         self.check_search_dimension(&search.by)?;
-        let every = PatternQuery::new();
-        let filter = match search.by.text() {
-            Some(_) => &every,
-            None => &search.filter,
-        };
-        let candidates = contained(&self.path, "searching patterns", || {
-            self.patterns_matching(filter, usize::MAX)
-        })?;
-        Ok(memory_core::search::exact_patterns(candidates, search))
+        self.search(search, |t, n| async move {
+            let every = contained(&self.path, "searching patterns", || {
+                self.patterns_matching(&PatternQuery::new(), usize::MAX)
+            })?;
+            let by_text = PatternSearch::text(t, n).filter(search.filter.clone());
+            Ok(memory_core::search::exact_patterns(every, &by_text))
+        })
+        .await
     }
 
     async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {

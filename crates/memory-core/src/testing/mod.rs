@@ -176,6 +176,7 @@ macro_rules! conformance_tests {
             search_episodes_match_the_reference => $crate::testing::checks::search::episodes_match_the_reference,
             search_patterns_match_the_reference => $crate::testing::checks::search::patterns_match_the_reference,
             search_follows_writes => $crate::testing::checks::search::follows_writes,
+            search_follows_writes_past_the_exact_bound => $crate::testing::checks::search::follows_writes_past_the_exact_bound,
             search_invalid => $crate::testing::checks::search::invalid_searches,
             search_one_dimension_per_store => $crate::testing::checks::search::one_dimension_per_store,
             search_recall_at_10 => $crate::testing::checks::search::recall_at_10,

@@ -190,13 +190,51 @@ pub async fn recall_at_10(b: &dyn StorageBackend) -> anyhow::Result<()> {
 
 /// A search sees the writes before it: a new, a changed and a deleted item.
 pub async fn follows_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
-    let mut all = episodes(20, 31);
+    let all = episodes(20, 31);
     b.store_episodes(&all).await?;
+    follows_writes_among(b, all, EpisodeQuery::new(), 100).await
+}
+
+/// As [`follows_writes`] among 1,500 episodes (1,200 with embeddings), unfiltered, then
+/// among 4,000 more within one domain (a third of them, still more than the 1,000 that
+/// stores score exactly before they ask an index or graph): searches that ask one see the
+/// writes before them too.
+pub async fn follows_writes_past_the_exact_bound(b: &dyn StorageBackend) -> anyhow::Result<()> {
+    for (set, seed, count) in [(1u64, 31u64, 1_500u64), (2, 33, 4_000)] {
+        let mut rng = Seeded::seed_from_u64(seed);
+        let all: Vec<Episode> = (set * 10_000..set * 10_000 + count)
+            .map(|i| {
+                let mut e = samples::episode(i);
+                e.embedding = (i % 5 != 4).then(|| vector(&mut rng));
+                e
+            })
+            .collect();
+        for chunk in all.chunks(500) {
+            b.store_episodes(chunk).await?;
+        }
+        let filter = match set {
+            1 => EpisodeQuery::new(),
+            _ => EpisodeQuery::new().domain(all[0].context.domain.clone()),
+        };
+        follows_writes_among(b, all, filter, set * 10_000 - 10).await?;
+    }
+    Ok(())
+}
+
+/// With `all` stored, a search for the first one's vector (among those `filter` lets
+/// through) follows a new, a changed, a deleted and a bare episode; the new ones are
+/// `samples::episode(extra)` and `(extra + 1)`.
+async fn follows_writes_among(
+    b: &dyn StorageBackend,
+    mut all: Vec<Episode>,
+    filter: EpisodeQuery,
+    extra: u64,
+) -> anyhow::Result<()> {
     let target = all[0]
         .embedding
         .clone()
         .context("episode 0 has an embedding")?;
-    let s = EpisodeSearch::new(target.clone(), 3);
+    let s = EpisodeSearch::new(target.clone(), 3).filter(filter.clone());
     let first = b.search_episodes(&s).await?;
     ensure!(
         first.first().map(|r| r.item.id) == Some(all[0].id),
@@ -204,7 +242,8 @@ pub async fn follows_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
     );
     // A new episode with the same vector ties it; a changed one moves away; a deleted one
     // is gone.
-    let mut twin = samples::episode(100);
+    let mut twin = samples::episode(extra);
+    twin.context.domain = all[0].context.domain.clone();
     twin.embedding = Some(target.clone());
     b.store_episode(&twin).await?;
     let got = b.search_episodes(&s).await?;
@@ -225,21 +264,16 @@ pub async fn follows_writes(b: &dyn StorageBackend) -> anyhow::Result<()> {
     );
     // Stored again without its embedding (alone and in a batch): no longer a candidate.
     let nearest = got.first().map(|r| r.item.id).context("a result")?;
-    let mut bare = all
-        .iter()
-        .find(|e| e.id == nearest)
-        .cloned()
-        .context("stored")?;
+    let stored = b.get_episode(nearest).await?.context("stored")?;
+    let mut bare = Episode::clone(&stored);
     bare.embedding = None;
     b.store_episode(&bare).await?;
     let second = got.get(1).map(|r| r.item.id).context("a second result")?;
-    let mut bare_too = all
-        .iter()
-        .find(|e| e.id == second)
-        .cloned()
-        .context("stored")?;
+    let stored = b.get_episode(second).await?.context("stored")?;
+    let mut bare_too = Episode::clone(&stored);
     bare_too.embedding = None;
-    b.store_episodes(&[bare_too, samples::episode(101)]).await?;
+    b.store_episodes(&[bare_too, samples::episode(extra + 1)])
+        .await?;
     let got = b.search_episodes(&s).await?;
     ensure!(
         got.iter()
