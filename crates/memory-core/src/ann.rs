@@ -57,6 +57,11 @@ const MAX_NOTED: usize = 100_000;
 /// docs/SEARCH.md).
 const CONNECTIVITY: usize = 16;
 const EXPANSION_ADD: usize = 64;
+/// The breadth of a search's beam: 128 unfiltered (usearch's default, 64, gave recall@10
+/// 0.950-0.960 at 100,000 vectors of 384 values, at the bar; 128: 0.993), 64 filtered (the
+/// nodes the filter refuses widen its walk already: 0.992-0.995 at one domain in three).
+const EXPANSION_SEARCH: usize = 128;
+const EXPANSION_FILTERED: usize = 64;
 
 /// Which items a search needs from the store before it can use the graph.
 #[derive(Debug, PartialEq, Eq)]
@@ -152,6 +157,7 @@ impl<T: Send + Sync> Graph<T> {
             quantization: usearch::ScalarKind::I8,
             connectivity: CONNECTIVITY,
             expansion_add: EXPANSION_ADD,
+            expansion_search: EXPANSION_SEARCH,
             ..Default::default()
         };
         Ok(Graph {
@@ -345,6 +351,10 @@ impl<T: Send + Sync> VectorIndex<T> {
                 }
             }
         } else {
+            graph.graph.change_expansion_search(match filtered {
+                true => EXPANSION_FILTERED,
+                false => EXPANSION_SEARCH,
+            });
             let proposed = graph
                 .graph
                 .filtered_search(&normalized(query), k + RERANK_MARGIN, |key| {
