@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -41,6 +41,53 @@ async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output>
         Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
         None => Some(fut.await),
     }
+}
+
+/// How far a remote write attempt got, named in its error when the operation timeout cuts
+/// it off (a stall waiting for a connection, for the server's write lock, for a statement
+/// or for the commit's answer calls for different remedies).
+#[derive(Debug, Default)]
+struct WriteStage(AtomicU8);
+
+impl WriteStage {
+    const CHECKOUT: u8 = 0;
+    const BEGIN: u8 = 1;
+    const STATEMENTS: u8 = 2;
+    const COMMIT: u8 = 3;
+
+    fn set(&self, stage: u8) {
+        self.0.store(stage, Ordering::SeqCst);
+    }
+
+    /// Whether the `COMMIT` went out (the write may have applied).
+    fn commit_sent(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == Self::COMMIT
+    }
+
+    fn describe(&self) -> &'static str {
+        match self.0.load(Ordering::SeqCst) {
+            Self::CHECKOUT => "waiting for a pooled connection",
+            Self::BEGIN => "waiting for the server's write lock (BEGIN IMMEDIATE)",
+            Self::STATEMENTS => "waiting for a statement inside the write transaction",
+            _ => "waiting for the answer to COMMIT",
+        }
+    }
+}
+
+/// The error of a write attempt cut off by the operation timeout at `stage`.
+fn write_timed_out(limit: Option<Duration>, started: Instant, stage: &WriteStage) -> StorageError {
+    let e = StorageError::new(
+        ErrorKind::Transient,
+        format!(
+            "the database did not answer within the operation timeout ({:?}; waited {:?}) \
+             while {}",
+            limit.unwrap_or_default(),
+            started.elapsed(),
+            stage.describe()
+        ),
+    );
+    tracing::warn!(error = %e, "a remote write attempt stalled");
+    e
 }
 
 /// The error of an attempt cut off by the operation timeout.
@@ -553,13 +600,14 @@ impl TursoStorage {
                     Err(GroupFailure::AtCommit(e)) => Failed::AtCommit(e),
                 }
             } else {
-                let (work, sent, token_for_write) =
-                    (Arc::clone(work), Arc::clone(&commit_sent), token.clone());
+                let stage = Arc::new(WriteStage::default());
+                let (work, at, token_for_write) =
+                    (Arc::clone(work), Arc::clone(&stage), token.clone());
                 let ran = within(
                     self.time_left(started),
                     self.inner.pool.exclusive(move |conn| {
                         Box::pin(async move {
-                            let result = write(conn, &work, &token_for_write, &sent).await;
+                            let result = write(conn, &work, &token_for_write, &at).await;
                             let discard = matches!(
                                 &result,
                                 Err(failed) if failed.error().kind() == ErrorKind::Transient
@@ -576,8 +624,8 @@ impl TursoStorage {
                     },
                     None => {
                         // Cut off mid-request: the pool never reuses the connection.
-                        let e = timed_out(limit, started);
-                        if !commit_sent.load(Ordering::SeqCst) {
+                        let e = write_timed_out(limit, started, &stage);
+                        if !stage.commit_sent() {
                             return Err(e);
                         }
                         Failed::AtCommit(e)
@@ -1155,21 +1203,24 @@ async fn write_body<E: Table>(conn: &mut Conn, work: &Work<E>, token: &[u8]) -> 
 
 /// Runs `work` inside one immediate transaction on `conn`, advancing the store generation
 /// under `token`; any failure rolls everything back. Returns the generation this
-/// transaction produced. `commit_sent` is set just before the `COMMIT` goes out.
+/// transaction produced. `stage` follows it (the `COMMIT` stage is set just before the
+/// `COMMIT` goes out).
 async fn write<E: Table>(
     conn: &mut Conn,
     work: &Work<E>,
     token: &[u8],
-    commit_sent: &AtomicBool,
+    stage: &WriteStage,
 ) -> std::result::Result<u64, Failed> {
+    stage.set(WriteStage::BEGIN);
     conn.raw
         .execute("BEGIN IMMEDIATE", ())
         .await
         .map_err(|e| Failed::Before(db("beginning a write transaction", e)))?;
+    stage.set(WriteStage::STATEMENTS);
     let result = write_body(conn, work, token).await;
     let committed = match result {
         Ok(value) => {
-            commit_sent.store(true, Ordering::SeqCst);
+            stage.set(WriteStage::COMMIT);
             conn.raw
                 .execute("COMMIT", ())
                 .await

@@ -23,7 +23,8 @@ use memory_core::{Episode, EpisodeId, StorageBackend};
 use memory_storage_turso::{CacheSettings, TursoConfig, TursoStorage};
 
 const TARGET_ENV: &str = "MEMORY_CANCELLATION_TARGET";
-/// How long another writer may take once a cut-off batch's caller gave up.
+/// How long another writer may take once a cut-off batch's caller gave up (at least; twice
+/// an uncut batch when that is longer).
 const PROMPT: Duration = Duration::from_secs(1);
 
 fn batch(size: usize) -> Vec<Episode> {
@@ -73,8 +74,8 @@ fn other_process_writes(target: &str) -> Duration {
 }
 
 /// Batches of `size` cut off by timeouts from 0 to 19 times `step`; after each, another
-/// handle (and, every fifth time, another process) writes within [`PROMPT`], and the
-/// cancelling handle writes again. On a local file libsql runs each statement
+/// handle (and, every fifth time, another process) writes within [`PROMPT`] (or twice an
+/// uncut batch), and the cancelling handle writes again. On a local file libsql runs each statement
 /// synchronously inside one poll, so a timeout cannot land inside a transaction there
 /// (`must_cut` false): the file case checks that nothing else goes wrong.
 async fn cut_off_batches_leave_no_transaction_open(
@@ -85,6 +86,18 @@ async fn cut_off_batches_leave_no_transaction_open(
 ) {
     let cancelling = TursoStorage::open(config(target)).await.unwrap();
     let other = TursoStorage::open(config(target)).await.unwrap();
+    // A cut-off batch still runs to its end (or its rollback) before the lock is free: the
+    // other writer may wait up to one whole batch, which takes longer than PROMPT on a
+    // loaded machine. The bound stays below the 5 s busy timeout a leaked transaction would
+    // make it wait (and fail after).
+    let started = Instant::now();
+    cancelling.store_episodes(&batch(size)).await.unwrap();
+    let prompt = PROMPT.max(started.elapsed() * 2);
+    assert!(
+        prompt < Duration::from_secs(4),
+        "one batch took {:?}: too slow to tell a prompt write from a leaked transaction",
+        started.elapsed()
+    );
     let (mut cut, mut slowest) = (0, Duration::ZERO);
     for trial in 0..20u32 {
         let limit = step * trial;
@@ -95,16 +108,16 @@ async fn cut_off_batches_leave_no_transaction_open(
             cut += 1;
         }
         let started = Instant::now();
-        tokio::time::timeout(PROMPT, other.store_episode(&revision(EpisodeId::new(), 0)))
+        tokio::time::timeout(prompt, other.store_episode(&revision(EpisodeId::new(), 0)))
             .await
-            .unwrap_or_else(|_| panic!("trial {trial}: another handle waited over {PROMPT:?}"))
+            .unwrap_or_else(|_| panic!("trial {trial}: another handle waited over {prompt:?}"))
             .unwrap();
         slowest = slowest.max(started.elapsed());
         if trial % 5 == 0 {
             let took = other_process_writes(target);
             assert!(
-                took < PROMPT,
-                "trial {trial}: another process took {took:?}"
+                took < prompt,
+                "trial {trial}: another process took {took:?} (bound {prompt:?})"
             );
             slowest = slowest.max(took);
         }

@@ -184,6 +184,14 @@ async fn a_stalled_server_fails_calls_within_the_operation_timeout() -> anyhow::
     ];
     server.freeze(false)?;
 
+    // A cut-off write says where it stalled: here, at its first round trip.
+    let write_error = outcomes[0].0.as_ref().err().map(ToString::to_string);
+    assert!(
+        write_error
+            .as_deref()
+            .is_some_and(|e| e.contains("while waiting for the server's write lock")),
+        "{write_error:?}"
+    );
     for (i, (outcome, took)) in outcomes.iter().enumerate() {
         let e = outcome
             .as_ref()
