@@ -30,6 +30,7 @@ pub mod checks;
 pub mod crash;
 pub mod crud;
 pub mod handles;
+mod hooked;
 pub mod reference;
 pub mod samples;
 pub mod strategies;
@@ -38,6 +39,7 @@ pub mod typical;
 pub mod vectors;
 mod yielding;
 
+pub use hooked::{HookFuture, Hooked};
 pub use yielding::Yielding;
 
 /// How long one conformance check may run before it fails as hung.
