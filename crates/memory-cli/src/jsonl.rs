@@ -2,7 +2,7 @@
 //! version (`{"kind":"episode","format":1,"item":{...}}`), and the streaming export and
 //! batched import over it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use memory_core::{Entity, Episode, EpisodeQuery, Heuristic, Pattern, StorageBackend};
@@ -263,39 +263,6 @@ impl Batch {
     fn len(&self) -> usize {
         self.episodes.items.len() + self.patterns.items.len() + self.heuristics.items.len()
     }
-
-    /// Whether this batch holds an item `other` holds too (by kind and id).
-    fn shares_an_item_with(&self, other: &Ids) -> bool {
-        self.episodes
-            .at
-            .keys()
-            .any(|id| other.episodes.contains(id))
-            || self
-                .patterns
-                .at
-                .keys()
-                .any(|id| other.patterns.contains(id))
-            || self
-                .heuristics
-                .at
-                .keys()
-                .any(|id| other.heuristics.contains(id))
-    }
-
-    fn ids(&self) -> Ids {
-        Ids {
-            episodes: self.episodes.at.keys().copied().collect(),
-            patterns: self.patterns.at.keys().copied().collect(),
-            heuristics: self.heuristics.at.keys().copied().collect(),
-        }
-    }
-}
-
-/// The items of a batch being written, by kind.
-struct Ids {
-    episodes: HashSet<<Episode as Entity>::Id>,
-    patterns: HashSet<<Pattern as Entity>::Id>,
-    heuristics: HashSet<<Heuristic as Entity>::Id>,
 }
 
 /// Reads one line as a checked item.
@@ -349,10 +316,6 @@ pub struct Imported {
 /// so importing a file twice changes nothing, and an interrupted import is finished by
 /// running it again (from the start, or from the line the error names). Blank lines are
 /// skipped.
-///
-/// Two batches may be written at once (one encoded by the store while it writes the
-/// other) when they share no item; an item on lines of two batches ends as the later line
-/// says. An error names the first batch that failed, and everything before it was written.
 pub async fn import(
     store: &dyn StorageBackend,
     input: impl BufRead,
@@ -364,10 +327,10 @@ pub async fn import(
     let mut batch = Batch::default();
     let mut batch_start = from_line.max(1);
     let mut in_batch = 0;
-    // The batches being written while the next one is read: a store that hands writes to
-    // a thread of its own (a local libSQL file) writes one batch while the next is parsed
-    // and encoded (the encoding is done by the call, before the store's thread gets it).
-    let mut writing = InFlight::default();
+    // The batch being written while the next one is read: a store that hands writes to a
+    // thread of its own (a local libSQL file) writes one batch while the next is parsed.
+    // Batches still land in order: a batch is started only once the one before it is done.
+    let mut writing: Option<Writing<'_>> = None;
     for (index, text) in input.lines().enumerate() {
         let line = index + 1;
         let text = match text {
@@ -397,15 +360,13 @@ pub async fn import(
         }
         in_batch += 1;
         if in_batch >= batch_lines {
-            writing
-                .start(
-                    store,
-                    std::mem::take(&mut batch),
-                    batch_start,
-                    line,
-                    &mut done,
-                )
-                .await?;
+            finish(&mut writing, &mut done).await?;
+            let mut next = Box::pin(write(store, std::mem::take(&mut batch), batch_start, line));
+            // Polled once so that the store takes the batch now, not when it is awaited.
+            match futures::poll!(next.as_mut()) {
+                std::task::Poll::Ready(written) => done.counts.add(written?),
+                std::task::Poll::Pending => writing = Some(next),
+            }
             in_batch = 0;
             tick(line);
         }
@@ -422,63 +383,10 @@ pub async fn import(
 /// A batch write in progress: what it wrote, per kind.
 type Writing<'a> = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Counts>> + Send + 'a>>;
 
-/// The most batch writes in progress at once.
-const IN_FLIGHT: usize = 2;
-
-/// Batch writes in progress, oldest first, with the items each writes.
-///
-/// A batch is started before the one before it is done (so that its encoding overlaps that
-/// one's writing) only when the two share no item: writes of different items commute,
-/// whatever order a store applies them in, while an item on lines of both batches must end
-/// as the later line says. Batches are waited for in order, so an error still names the
-/// first batch that failed and everything before it was written; a later batch that was
-/// also written is written again, unchanged, by a rerun from that batch (upserts).
-#[derive(Default)]
-struct InFlight<'a> {
-    batches: VecDeque<(Writing<'a>, Ids)>,
-}
-
-impl<'a> InFlight<'a> {
-    async fn start(
-        &mut self,
-        store: &'a dyn StorageBackend,
-        batch: Batch,
-        first: usize,
-        last: usize,
-        done: &mut Imported,
-    ) -> anyhow::Result<()> {
-        if self
-            .batches
-            .iter()
-            .any(|(_, ids)| batch.shares_an_item_with(ids))
-        {
-            finish(self, done).await?;
-        }
-        while self.batches.len() >= IN_FLIGHT {
-            self.finish_oldest(done).await?;
-        }
-        let ids = batch.ids();
-        let mut next: Writing<'a> = Box::pin(write(store, batch, first, last));
-        // Polled once so that the store takes the batch now, not when it is awaited.
-        match futures::poll!(next.as_mut()) {
-            std::task::Poll::Ready(written) => done.counts.add(written?),
-            std::task::Poll::Pending => self.batches.push_back((next, ids)),
-        }
-        Ok(())
-    }
-
-    async fn finish_oldest(&mut self, done: &mut Imported) -> anyhow::Result<()> {
-        if let Some((batch, _)) = self.batches.pop_front() {
-            done.counts.add(batch.await?);
-        }
-        Ok(())
-    }
-}
-
-/// Waits for every batch in progress, in order, and counts what they wrote.
-async fn finish(writing: &mut InFlight<'_>, done: &mut Imported) -> anyhow::Result<()> {
-    while !writing.batches.is_empty() {
-        writing.finish_oldest(done).await?;
+/// Waits for the batch in progress, if any, and counts what it wrote.
+async fn finish(writing: &mut Option<Writing<'_>>, done: &mut Imported) -> anyhow::Result<()> {
+    if let Some(batch) = writing.take() {
+        done.counts.add(batch.await?);
     }
     Ok(())
 }
@@ -524,11 +432,10 @@ async fn write(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use memory_core::testing::{HookFuture, Hooked, samples};
+    use memory_core::testing::{Hooked, samples};
     use memory_core::{InMemoryStorage, StorageBackend};
 
     use super::*;
@@ -541,62 +448,23 @@ mod tests {
         .unwrap()
     }
 
-    /// A store whose first `store_episodes` waits for `first`, the others for `rest`.
-    fn held_back(
-        first: impl Fn() -> HookFuture + Send + Sync + 'static,
-        rest: impl Fn() -> HookFuture + Send + Sync + 'static,
-    ) -> Hooked<InMemoryStorage> {
+    /// A store whose first `store_episodes` takes 200 ms longer than the others.
+    fn first_batch_slow() -> Hooked<InMemoryStorage> {
         let calls = AtomicUsize::new(0);
         Hooked::new(InMemoryStorage::new(), move |method| {
-            if method != "store_episodes" {
-                return Box::pin(async {});
+            if method == "store_episodes" && calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Box::pin(tokio::time::sleep(Duration::from_millis(200)));
             }
-            match calls.fetch_add(1, Ordering::SeqCst) {
-                0 => first(),
-                _ => rest(),
-            }
+            Box::pin(async {})
         })
     }
 
-    /// Two batches that share no item are written at once: the first batch's write is held
-    /// until the second one's starts (importing them one after the other never finishes).
-    #[tokio::test]
-    async fn batches_of_different_items_are_written_at_once() {
-        let release = Arc::new(tokio::sync::Notify::new());
-        let (wait, notify) = (Arc::clone(&release), Arc::clone(&release));
-        let store = held_back(
-            move || {
-                let wait = Arc::clone(&wait);
-                Box::pin(async move { wait.notified().await })
-            },
-            move || {
-                notify.notify_one();
-                Box::pin(async {})
-            },
-        );
-        let episodes: Vec<Episode> = (0..4).map(samples::episode).collect();
-        let file: String = episodes.iter().map(|e| line(e) + "\n").collect();
-        let done = tokio::time::timeout(
-            Duration::from_secs(10),
-            import(&store, file.as_bytes(), 1, 2, |_| {}),
-        )
-        .await
-        .expect("the second batch was not started while the first was written")
-        .unwrap();
-        assert_eq!(done.counts.episodes, 4);
-        assert_eq!(store.inner().count_episodes().await.unwrap(), 4);
-    }
-
-    /// An item on lines of two batches ends as the later line says, even when the store
-    /// would apply a later batch first (here the first batch's write is slow): the later
-    /// batch waits for the earlier. (Started at once, the first batch overwrote the second
-    /// batch's version.)
+    /// An item on lines of two batches ends as the later line says, even when the first
+    /// batch's write is slow: the next batch is written only once it is done. (An import
+    /// that wrote two batches at once let the slow first batch overwrite the later line.)
     #[tokio::test]
     async fn an_item_in_two_batches_ends_as_its_later_line() {
-        let store = held_back(
-            || Box::pin(tokio::time::sleep(Duration::from_millis(200))),
-            || Box::pin(async {}),
-        );
+        let store = first_batch_slow();
         let first = samples::episode(1);
         let mut later = first.clone();
         later.description = "the later line".into();
