@@ -51,7 +51,8 @@ impl fmt::Display for AuthToken {
 /// Where the data lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
-    /// A local database file (WAL, `synchronous=NORMAL`), no server.
+    /// A local database file (WAL, `synchronous=NORMAL`, statement journals and temporary
+    /// tables in memory), no server.
     LocalFile(PathBuf),
     /// One private in-memory database, shared by every operation of the store (the pool then
     /// holds a single connection, since each SQLite `:memory:` connection would be a
