@@ -362,7 +362,7 @@ async fn run_task(
                 let n = oracle.known[rng.random_range(0..oracle.known.len())];
                 (n, oracle.acked_before(n, oracle.seq).unwrap_or_default())
             };
-            let id = agent::episode(n, 0).id;
+            let id = agent::id_of(n);
             let began = Instant::now();
             let got = store.get_episode(id).await?;
             record(&mut latencies, "get_episode", began)?;

@@ -100,7 +100,7 @@ pub async fn single_writes(count: u64) -> anyhow::Result<Tail> {
 /// all cached first). The note counts the reads that waited for a check.
 pub async fn cached_gets(what: &str, config: TursoConfig, secs: f64) -> anyhow::Result<Tail> {
     let store = TursoStorage::open(config).await?;
-    let ids: Vec<_> = (0..1_000u64).map(|n| agent::episode(n, 0).id).collect();
+    let ids: Vec<_> = (0..1_000u64).map(agent::id_of).collect();
     let episodes: Vec<_> = (0..1_000u64).map(|n| agent::episode(n, 0)).collect();
     for chunk in episodes.chunks(100) {
         store.store_episodes(chunk).await?;
