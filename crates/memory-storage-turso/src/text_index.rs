@@ -32,11 +32,18 @@ pub(crate) fn keys_sql(keys: &str, items: &str, rows: usize) -> String {
     )
 }
 
-/// Writes (or rewrites) the words of `rows` items `(item_id, words)`.
-pub(crate) fn words_sql(fts: &str, keys: &str, rows: usize) -> String {
+/// The keys of those of `rows` ids that have one: rows `(item_id, key)`.
+pub(crate) fn keys_of_sql(keys: &str, rows: usize) -> String {
     format!(
-        "INSERT OR REPLACE INTO {fts} (rowid, body) \
-         SELECT k.key, v.column2 FROM (VALUES {}) AS v JOIN {keys} k ON k.item_id = v.column1",
+        "SELECT item_id, key FROM {keys} WHERE item_id IN ({})",
+        placeholders(rows)
+    )
+}
+
+/// Writes (or rewrites) the words of `rows` FTS5 rows `(key, words)`.
+pub(crate) fn words_sql(fts: &str, rows: usize) -> String {
+    format!(
+        "INSERT OR REPLACE INTO {fts} (rowid, body) VALUES {}",
         row_groups(rows, 2)
     )
 }
@@ -133,30 +140,63 @@ pub(crate) async fn write_pending(
     Ok(())
 }
 
+/// Rows a statement of [`write_words`] keys and indexes: FTS5 writes its pending words
+/// out as a segment at every statement (each opens a savepoint), so the fewer statements,
+/// the fewer segments and merges. 2 parameters a row stay far below SQLite's 32,766.
+const WORDS_PER_STATEMENT: usize = 1_000;
+
 /// Keys and indexes `rows` `(id, words)` of one kind, in chunks (statements prepared each
 /// time: their text depends on the chunk's size). The words move into the statements'
 /// parameters (a typical episode's are about 10 KB), never copied.
+///
+/// A chunk's words are written in key order: FTS5 also writes its pending words out
+/// whenever a row's key is lower than the last one's, so a chunk in another order became
+/// a segment every few rows (300 for a batch of 300 new items in descending id order, the
+/// keys being given in id order: `tests/group_commit.rs`).
 async fn write_words(
     conn: &libsql::Connection,
     (items, fts, keys): Tables,
     mut rows: Vec<(Vec<u8>, String)>,
 ) -> Result<(), StorageError> {
     while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(64));
+        let rest = rows.split_off(rows.len().min(WORDS_PER_STATEMENT));
         let chunk = std::mem::replace(&mut rows, rest);
         let ids: Vec<Value> = chunk
             .iter()
             .map(|(id, _)| Value::Blob(id.clone()))
             .collect();
-        conn.execute(&keys_sql(keys, items, chunk.len()), ids)
+        conn.execute(&keys_sql(keys, items, chunk.len()), ids.clone())
             .await
             .map_err(|e| db("keying items to index", e))?;
-        let rows_in_chunk = chunk.len();
-        let params: Vec<Value> = chunk
+        let mut found = HashMap::with_capacity(chunk.len());
+        let mut keyed = conn
+            .query(&keys_of_sql(keys, chunk.len()), ids)
+            .await
+            .map_err(|e| db("reading the keys of items to index", e))?;
+        while let Some(row) = keyed
+            .next()
+            .await
+            .map_err(|e| db("reading the keys of items to index", e))?
+        {
+            let id: Vec<u8> = row.get(0).map_err(|e| db("reading an item's key", e))?;
+            let key: i64 = row.get(1).map_err(|e| db("reading an item's key", e))?;
+            found.insert(id, key);
+        }
+        // An item deleted since its words were noted has no key: it gets no words.
+        let mut words: Vec<(i64, String)> = chunk
             .into_iter()
-            .flat_map(|(id, words)| [Value::Blob(id), Value::Text(words)])
+            .filter_map(|(id, words)| found.get(&id).map(|&key| (key, words)))
             .collect();
-        conn.execute(&words_sql(fts, keys, rows_in_chunk), params)
+        if words.is_empty() {
+            continue;
+        }
+        words.sort_unstable_by_key(|(key, _)| *key);
+        let rows_in_chunk = words.len();
+        let params: Vec<Value> = words
+            .into_iter()
+            .flat_map(|(key, words)| [Value::Integer(key), Value::Text(words)])
+            .collect();
+        conn.execute(&words_sql(fts, rows_in_chunk), params)
             .await
             .map_err(|e| db("indexing items' words", e))?;
     }
