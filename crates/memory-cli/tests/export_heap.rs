@@ -1,4 +1,4 @@
-//! Export holds one page, whatever the store's size: the heap's peak while exporting five
+//! Export holds at most two pages, whatever the store's size: the heap's peak while exporting five
 //! times as many typical episodes is not higher (the counting allocator, sampled every
 //! 200 µs).
 //! With pages of the query limit (10,000) the peak grew with the store.
