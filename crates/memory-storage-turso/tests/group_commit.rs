@@ -129,7 +129,11 @@ async fn a_batch_in_any_order_is_indexed_in_one_segment() {
         segments <= 2,
         "a batch of 300 made {segments} index segments: its words were not written in key order"
     );
-    assert_eq!(ids_for(&store, "ordered").await.len(), 100, "top 100 of 300");
+    assert_eq!(
+        ids_for(&store, "ordered").await.len(),
+        100,
+        "top 100 of 300"
+    );
 
     // Rewritten in yet another order (an import run twice): one segment more.
     let mut again: Vec<Episode> = (0..300).map(|i| episode(i, "rewritten")).collect();
