@@ -20,6 +20,19 @@ async fn integer(conn: &libsql::Connection, sql: &str) -> i64 {
     rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap()
 }
 
+/// Turns FTS5's merges of the episode index off, so that its segments count what writes
+/// made.
+async fn merges_off(conn: &libsql::Connection) {
+    for setting in ["'automerge', 0", "'crisismerge', 1000"] {
+        conn.execute(
+            &format!("INSERT INTO episode_text (episode_text, rank) VALUES ({setting})"),
+            (),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 /// FTS5's segments of the episode index: its data rows past the structure and averages
 /// records, keyed by segment id (`rowid >> 37`).
 const SEGMENTS: &str =
@@ -53,16 +66,7 @@ async fn a_group_of_writes_indexes_its_words_in_one_segment() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("group.db");
     let store = Arc::new(TursoStorage::open(TursoConfig::local(&path)).await.unwrap());
-    let conn = raw(&path).await;
-    for setting in ["'automerge', 0", "'crisismerge', 1000"] {
-        conn.execute(
-            &format!("INSERT INTO episode_text (episode_text, rank) VALUES ({setting})"),
-            (),
-        )
-        .await
-        .unwrap();
-    }
-    drop(conn);
+    merges_off(&raw(&path).await).await;
 
     let batch: Vec<Episode> = (1_000..1_400).map(|i| episode(i, "batch")).collect();
     let mut tasks = Vec::new();
@@ -112,14 +116,7 @@ async fn a_batch_in_any_order_is_indexed_in_one_segment() {
     let path = dir.path().join("order.db");
     let store = TursoStorage::open(TursoConfig::local(&path)).await.unwrap();
     let conn = raw(&path).await;
-    for setting in ["'automerge', 0", "'crisismerge', 1000"] {
-        conn.execute(
-            &format!("INSERT INTO episode_text (episode_text, rank) VALUES ({setting})"),
-            (),
-        )
-        .await
-        .unwrap();
-    }
+    merges_off(&conn).await;
     let mut batch: Vec<Episode> = (0..300).map(|i| episode(i, "ordered")).collect();
     batch.sort_by_key(|e| std::cmp::Reverse(e.id));
     store.store_episodes(&batch).await.unwrap();
