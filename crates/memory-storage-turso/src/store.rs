@@ -1632,6 +1632,11 @@ impl Row {
 /// Items from which a batch is encoded on two threads.
 const SPLIT_ENCODING: usize = 32;
 
+/// The cores this process may use, read once: on Linux the standard library reads the
+/// cgroup's files to answer, which a batch write should not do each time.
+static CORES: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
 /// The rows of `items`: encoded (postcard, zstd) with their index values and words. A
 /// large batch is split in two and the second half encoded on a thread of its own: a
 /// typical episode takes about 0.2 ms, and the store's writer waits while a batch is
@@ -1641,8 +1646,7 @@ fn encode_rows<E: Table>(codec: &PayloadCodec, items: &[E]) -> Result<Vec<Row>> 
         let (encoding, payload) = codec.encode(item)?;
         Ok(Row::of(item, encoding, payload))
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if items.len() < SPLIT_ENCODING || cores < 2 {
+    if items.len() < SPLIT_ENCODING || *CORES < 2 {
         return items.iter().map(one).collect();
     }
     let (first, second) = items.split_at(items.len() / 2);
