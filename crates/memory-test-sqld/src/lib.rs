@@ -70,9 +70,26 @@ fn command(
         .arg(grpc.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log_file(addr))
         .current_dir(dir);
     command
+}
+
+/// Where the server's log goes: with `MEMORY_SQLD_LOG_DIR` set, to `sqld-PORT.log` there
+/// (its level from `RUST_LOG`, which the server inherits), to diagnose a stalled server
+/// after the fact; otherwise nowhere.
+fn log_file(addr: SocketAddr) -> Stdio {
+    let Some(dir) = std::env::var_os("MEMORY_SQLD_LOG_DIR") else {
+        return Stdio::null();
+    };
+    let path = PathBuf::from(dir).join(format!("sqld-{}.log", addr.port()));
+    match std::fs::File::create(&path) {
+        Ok(file) => Stdio::from(file),
+        Err(e) => {
+            eprintln!("sqld's log cannot go to {}: {e}", path.display());
+            Stdio::null()
+        }
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
