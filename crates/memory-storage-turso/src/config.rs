@@ -117,6 +117,11 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Retries of transient failures (busy database, dropped connection) for idempotent
 /// operations.
+///
+/// A remote write that finds the server's write lock taken ("database is locked", as sqld
+/// answers while it checkpoints) does not spend its attempts: it asks again with this
+/// backoff for as long as its [`TursoConfig::operation_timeout`] allows, as SQLite's busy
+/// timeout makes a local write wait.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all (1: no retry).

@@ -576,7 +576,7 @@ impl TursoStorage {
         recorder: Option<memory_core::change::Recorder>,
     ) -> Result<u64> {
         let limit = self.inner.config.operation_timeout;
-        let mut attempt = 1u32;
+        let (began, mut attempt, mut lock_waits) = (Instant::now(), 1u32, 0u32);
         loop {
             let token = uuid::Uuid::new_v4().as_bytes().to_vec();
             let commit_sent = Arc::new(AtomicBool::new(false));
@@ -652,11 +652,33 @@ impl TursoStorage {
                     }
                 },
             };
+            if let Some(pause) = self.lock_wait(&error, began, lock_waits + 1) {
+                lock_waits += 1;
+                tokio::time::sleep(pause).await;
+                continue;
+            }
             if !error.is_transient() || attempt >= self.inner.config.retry.attempts {
                 return Err(error);
             }
             tokio::time::sleep(self.backoff(attempt)).await;
             attempt += 1;
+        }
+    }
+
+    /// How long a remote write that found the server's write lock taken waits before asking
+    /// again (`None`: it gives up). sqld answers `BEGIN IMMEDIATE` with "database is locked"
+    /// at once, without waiting, while its own checkpoint holds the lock (measured: over a
+    /// second when the disk is slow to sync), so the client waits here as SQLite's busy
+    /// handler does for a local file: asking again with backoff while the operation timeout,
+    /// counted from the write's first attempt, leaves time. Nothing of the write applied.
+    fn lock_wait(&self, error: &StorageError, began: Instant, wait: u32) -> Option<Duration> {
+        if self.inner.pool.is_local() || error.kind() != ErrorKind::Locked {
+            return None;
+        }
+        let pause = self.backoff(wait);
+        match self.time_left(began) {
+            Some(left) if left <= pause => None,
+            _ => Some(pause),
         }
     }
 

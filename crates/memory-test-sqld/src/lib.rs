@@ -69,25 +69,25 @@ fn command(
         .arg("--grpc-listen-addr")
         .arg(grpc.to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file(addr))
         .current_dir(dir);
+    let (out, err) = log_files(addr);
+    command.stdout(out).stderr(err);
     command
 }
 
-/// Where the server's log goes: with `MEMORY_SQLD_LOG_DIR` set, to `sqld-PORT.log` there
-/// (its level from `RUST_LOG`, which the server inherits), to diagnose a stalled server
-/// after the fact; otherwise nowhere.
-fn log_file(addr: SocketAddr) -> Stdio {
+/// Where the server's output goes (its log is on stdout): with `MEMORY_SQLD_LOG_DIR` set,
+/// to `sqld-PORT.log` there (its level from `RUST_LOG`, which the server inherits), to
+/// diagnose a stalled server after the fact; otherwise nowhere.
+fn log_files(addr: SocketAddr) -> (Stdio, Stdio) {
     let Some(dir) = std::env::var_os("MEMORY_SQLD_LOG_DIR") else {
-        return Stdio::null();
+        return (Stdio::null(), Stdio::null());
     };
     let path = PathBuf::from(dir).join(format!("sqld-{}.log", addr.port()));
-    match std::fs::File::create(&path) {
-        Ok(file) => Stdio::from(file),
+    match std::fs::File::create(&path).and_then(|f| Ok((f.try_clone()?, f))) {
+        Ok((out, err)) => (Stdio::from(out), Stdio::from(err)),
         Err(e) => {
             eprintln!("sqld's log cannot go to {}: {e}", path.display());
-            Stdio::null()
+            (Stdio::null(), Stdio::null())
         }
     }
 }
