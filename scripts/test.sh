@@ -10,6 +10,13 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Builds, then writes the build's output to disk before anything timed runs. On a fresh
+# clone gigabytes of build output are still being written back when the tests start, and
+# a database's sync then waits behind them for seconds (sqld's checkpoints took over 1 s,
+# and a remote write waited 30 s for sqld, only in fresh-clone runs): the tests would
+# measure the build's write-back, not the store. (docs/RELIABILITY.md)
+built() { "$@"; sync; }
+
 step "sqld (libSQL server for the remote and replica tests)"
 SQLD_BIN="$(scripts/install-sqld.sh)"
 export SQLD_BIN
@@ -32,15 +39,18 @@ if cargo tree --locked -p memory-metrics -e normal,build,dev | grep -q libsql; t
 fi
 
 step "tests"
+built cargo test --workspace --all-features --locked --no-run
 cargo test --workspace --all-features --locked
 
 step "the benches' small-scale self-checks (every criterion bench once, in test mode)"
 cargo test --locked -p memory-bench --benches
 
 step "damaged redb pages in a release build (debug redb refuses such files at open)"
+built cargo test --release --locked -p memory-storage-redb --test corrupt --no-run
 cargo test --release --locked -p memory-storage-redb --test corrupt
 
 step "the change feed with other writers in other processes, short (the full one: memory-bench feed)"
+built cargo build --locked -p memory-bench
 cargo run --locked -p memory-bench -- feed --quick
 
 step "similarity, text and hybrid search on a local file, short (the full one: memory-bench search)"
