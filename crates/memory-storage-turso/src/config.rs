@@ -120,8 +120,9 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// A remote write that finds the server's write lock taken ("database is locked", as sqld
 /// answers while it checkpoints) does not spend its attempts: it asks again with this
-/// backoff for as long as its [`TursoConfig::operation_timeout`] allows, as SQLite's busy
-/// timeout makes a local write wait.
+/// backoff for as long as its [`TursoConfig::operation_timeout`] allows (its
+/// [`TursoConfig::busy_timeout`] without one), as SQLite's busy timeout makes a local write
+/// wait.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all (1: no retry).
@@ -163,7 +164,9 @@ pub struct TursoConfig {
     /// Prepared statements kept per connection (least recently used leave first); 0 turns
     /// the cache off (every use prepares its statement: only useful to measure the cache).
     pub statement_cache_capacity: usize,
-    /// How long a local connection waits on a locked database before failing `Locked`.
+    /// How long a local connection waits on a locked database before failing `Locked` (and a
+    /// remote write without an [`operation_timeout`](Self::operation_timeout) waits for the
+    /// server's write lock).
     pub busy_timeout: Duration,
     /// SQLite's page cache per local connection, in KiB (SQLite's own default is 2,000).
     /// Reads of pages outside it go to the operating system, and with a working set larger

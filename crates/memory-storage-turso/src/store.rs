@@ -669,17 +669,17 @@ impl TursoStorage {
     /// again (`None`: it gives up). sqld answers `BEGIN IMMEDIATE` with "database is locked"
     /// at once, without waiting, while its own checkpoint holds the lock (measured: over a
     /// second when the disk is slow to sync), so the client waits here as SQLite's busy
-    /// handler does for a local file: asking again with backoff while the operation timeout,
-    /// counted from the write's first attempt, leaves time. Nothing of the write applied.
+    /// handler does for a local file: asking again with backoff while the operation timeout
+    /// (the busy timeout if there is none), counted from the write's first attempt, leaves
+    /// time. Nothing of the write applied.
     fn lock_wait(&self, error: &StorageError, began: Instant, wait: u32) -> Option<Duration> {
         if self.inner.pool.is_local() || error.kind() != ErrorKind::Locked {
             return None;
         }
+        let config = &self.inner.config;
+        let budget = config.operation_timeout.unwrap_or(config.busy_timeout);
         let pause = self.backoff(wait);
-        match self.time_left(began) {
-            Some(left) if left <= pause => None,
-            _ => Some(pause),
-        }
+        (budget.saturating_sub(began.elapsed()) > pause).then_some(pause)
     }
 
     /// The generation the write with `token` produced, if it committed.
