@@ -22,8 +22,8 @@ fn episode(domain: &str, text: &str, vector: [f32; 2]) -> Episode {
 /// share one cost a spurious miss (never a stale hit): with random ids a test that counts
 /// hits after a write elsewhere would fail in about 1 run in 800; fixed ids make the
 /// stripes the same in every run.
-fn with_id(mut e: Episode, n: u128) -> Episode {
-    e.id = EpisodeId::from_bytes((0x0193_0000_0000_7000_8000_0000_0000_0000 | n).to_be_bytes());
+fn with_id(mut e: Episode, n: u64) -> Episode {
+    e.id = EpisodeId::from_uuid(samples::sample_uuid(0xE0, n));
     e
 }
 

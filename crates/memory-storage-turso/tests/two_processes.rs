@@ -44,13 +44,13 @@ fn nearest(domain: &str, k: usize) -> EpisodeSearch {
 /// never a stale hit). With fresh random ids the other domain's answers shared a stripe
 /// with the child's writes in about 1 % of runs, failing the "stays cached" check below;
 /// fixed ids make the stripes the same in every run, so that check holds always or never.
-fn fixed_id(n: u128) -> EpisodeId {
-    EpisodeId::from_bytes((0x0193_0000_0000_7000_8000_0000_0000_0000 | n).to_be_bytes())
+fn fixed_id(n: u64) -> EpisodeId {
+    EpisodeId::from_uuid(memory_core::testing::samples::sample_uuid(0xE0, n))
 }
 
 /// The id of the episode both processes write, and of the child's new one.
-const SHARED_ID: u128 = 1;
-const CHILDS_OWN_ID: u128 = 2;
+const SHARED_ID: u64 = 1;
+const CHILDS_OWN_ID: u64 = 2;
 
 fn descriptions(found: &[Scored<Episode>]) -> Vec<&str> {
     found.iter().map(|s| s.item.description.as_str()).collect()
@@ -99,7 +99,7 @@ async fn reader_sees_the_other_process(
                 format!("untouched {i}"),
                 TaskContext::new("other"),
             );
-            e.id = fixed_id(100 + i as u128);
+            e.id = fixed_id(100 + i as u64);
             e.embedding = Some(Embedding::new(vec![1.0, i as f32]).unwrap());
             e
         })
