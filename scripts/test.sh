@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+# One build from scratch gains nothing from incremental caches, which would take gigabytes
+# of disk beside the build (a fresh run filled a CI machine's disk once). Set it to 1 to keep them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
