@@ -93,7 +93,10 @@ impl Location {
 /// Bounds and timings of the connection pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Connections open at most (checkouts beyond it wait).
+    /// Connections open at most (checkouts beyond it wait). From 2 up, writes have one of
+    /// them to themselves: a local file's writer thread owns one, and a remote database's
+    /// or replica's writes take turns on one (a write waits for this process's earlier
+    /// ones up to the busy timeout, then is `Locked`); the rest read.
     pub max_connections: usize,
     /// How long a checkout waits for a free connection before failing with a typed
     /// `Unavailable` error.

@@ -6,8 +6,12 @@
 //! writer thread ([`Writer`]), which owns the one connection that writes, so this process's
 //! write transactions never sleep in SQLite's busy handler for each other. The pool's
 //! `max_connections - 1` connections are then the readers, which in WAL mode never wait for
-//! the writer. Remote databases, replicas and the in-memory database have no writer thread
-//! (the server, or the one connection, serializes writes): writes check out a connection.
+//! the writer. Remote databases and replicas have no writer thread (the server serializes
+//! writes): their writes take turns on one connection of their own, beside the other
+//! `max_connections` minus one that read, so that this process never has two transactions
+//! waiting in the server's queue for its write lock (sqld's queue can stall on a
+//! connection that gave up waiting: docs/RELIABILITY.md). The in-memory database has one
+//! connection for everything.
 //!
 //! Local SQLite calls block the thread they run on (a statement, a checkpoint, the busy
 //! handler's sleeps), so every one of them runs through [`off_worker`] (under
@@ -69,10 +73,11 @@ pub(crate) struct Pool {
     /// Statements kept per connection; `None` prepares each use (configured so, or an
     /// embedded replica, whose statements cannot be reused: see `statements`).
     statement_capacity: Option<NonZeroUsize>,
-    /// Connections checked out (all, or with a writer thread the readers), and the idle ones.
-    permits: Arc<Semaphore>,
-    size: usize,
-    idle: Mutex<Vec<Conn>>,
+    /// The connections that read (all of them when writes have no connection of their own).
+    readers: Slots,
+    /// A remote database's or replica's one connection that writes, when the pool has
+    /// room for it beside a reader.
+    remote_writes: Option<Slots>,
     /// A local file's writer thread, which owns the one connection that writes; elsewhere
     /// writes check out a pooled connection.
     writer: OnceLock<Writer>,
@@ -86,14 +91,19 @@ impl Pool {
         let location = &config.location;
         let max = config.pool.max_connections;
         let own_writer = matches!(location, Location::LocalFile(_)) && max >= 2;
-        let size = if own_writer { max - 1 } else { max };
+        let local = matches!(location, Location::LocalFile(_) | Location::InMemory);
+        let remote_writes = (!local && max >= 2).then(|| Slots::new(1));
+        let size = if own_writer || remote_writes.is_some() {
+            max - 1
+        } else {
+            max
+        };
         let pool = Arc::new(Pool {
             db,
-            local: matches!(location, Location::LocalFile(_) | Location::InMemory),
+            local,
             pinned: matches!(location, Location::InMemory),
-            permits: Arc::new(Semaphore::new(size)),
-            size,
-            idle: Mutex::new(Vec::new()),
+            readers: Slots::new(size),
+            remote_writes,
             writer: OnceLock::new(),
             config: config.pool.clone(),
             busy_timeout: config.busy_timeout,
@@ -141,20 +151,25 @@ impl Pool {
         self.local
     }
 
-    /// A connection (for reading, with a writer thread), waiting up to the checkout timeout
-    /// for one to be free.
+    /// A connection (for reading, where writes have a connection or thread of their own),
+    /// waiting up to the checkout timeout for one to be free.
     pub(crate) async fn get(self: &Arc<Self>) -> Result<PooledConn, StorageError> {
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+        self.checkout(Use::Read).await
+    }
+
+    async fn checkout(self: &Arc<Self>, usage: Use) -> Result<PooledConn, StorageError> {
+        let slots = self.slots(usage);
+        let permit = match Arc::clone(&slots.permits).try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => self.wait_for_permit().await?,
+            Err(_) => self.wait_for_permit(usage).await?,
         };
-        let candidate = self.idle.lock().pop();
+        let candidate = slots.idle.lock().pop();
         // Reused at once when it has not idled long and is not inside a transaction (the
         // usual case: nothing to ask SQLite); otherwise checked, or opened, off the worker.
         if let Some(conn) = candidate {
             let health = self.config.health_check_after;
             if conn.raw.is_autocommit() && conn.idle_since.elapsed() < health {
-                return Ok(self.wrap(conn, permit));
+                return Ok(self.wrap(conn, permit, usage));
             }
             let (ok, conn) = off_worker(self.local, async move {
                 let ok = usable(&conn, health).await;
@@ -162,17 +177,27 @@ impl Pool {
             })
             .await?;
             if ok || self.pinned {
-                return Ok(self.wrap(conn, permit));
+                return Ok(self.wrap(conn, permit, usage));
             }
             self.counters.discarded.fetch_add(1, Ordering::Relaxed);
         }
         let pool = Arc::clone(self);
         let conn = off_worker(self.local, async move { pool.open().await }).await?;
-        Ok(self.wrap(conn, permit))
+        Ok(self.wrap(conn, permit, usage))
+    }
+
+    /// The connections for `usage`: writes use the readers' where they have none of
+    /// their own.
+    fn slots(&self, usage: Use) -> &Slots {
+        match (usage, &self.remote_writes) {
+            (Use::RemoteWrite, Some(writes)) => writes,
+            _ => &self.readers,
+        }
     }
 
     /// Runs one write's `work` on the connection that writes, in this process's order of
-    /// writes: a local file's writer thread, else a pooled connection. `work` answers its
+    /// writes: a local file's writer thread, else the remote write connection (one write at
+    /// a time), else the one pooled connection. `work` answers its
     /// result and whether the connection is to be thrown away (a connection-level failure).
     pub(crate) async fn exclusive<R, F>(self: &Arc<Self>, work: F) -> Result<R, StorageError>
     where
@@ -182,7 +207,10 @@ impl Pool {
         if let Some(writer) = self.writer.get() {
             return writer.run(work).await;
         }
-        let pooled = self.get().instrument(phase_span!("write_checkout")).await?;
+        let pooled = self
+            .checkout(Use::RemoteWrite)
+            .instrument(phase_span!("write_checkout"))
+            .await?;
         let (mut pooled, (result, discard)) = run_on(self.local, pooled, work)
             .instrument(phase_span!("write_transaction"))
             .await?;
@@ -219,19 +247,37 @@ impl Pool {
         self.config.checkout_timeout
     }
 
-    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, StorageError> {
+    async fn wait_for_permit(&self, usage: Use) -> Result<OwnedSemaphorePermit, StorageError> {
         let started = Instant::now();
+        let writes = self.remote_writes.is_some() && usage == Use::RemoteWrite;
+        // A write waits for this process's earlier writes as it would for the server's
+        // write lock: up to the busy timeout, then `Locked` (which a write waits out within
+        // its operation timeout, as it does the server's lock).
+        let limit = if writes {
+            self.busy_timeout
+        } else {
+            self.config.checkout_timeout
+        };
         let acquired = tokio::time::timeout(
-            self.config.checkout_timeout,
-            Arc::clone(&self.permits).acquire_owned(),
+            limit,
+            Arc::clone(&self.slots(usage).permits).acquire_owned(),
         )
         .await;
-        self.record_wait(started.elapsed());
+        if !writes {
+            self.record_wait(started.elapsed());
+        }
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(StorageError::new(
                 ErrorKind::Unavailable,
                 "the connection pool is closed",
+            )),
+            Err(_elapsed) if writes => Err(StorageError::new(
+                ErrorKind::Locked,
+                format!(
+                    "this process's earlier writes to the server held its write connection \
+                     for {limit:?}"
+                ),
             )),
             Err(_elapsed) => {
                 self.record_timeout();
@@ -239,8 +285,8 @@ impl Pool {
                     ErrorKind::Unavailable,
                     format!(
                         "connection pool exhausted: all {} {}connections stayed in use for {:?}",
-                        self.size,
-                        if self.writer.get().is_some() {
+                        self.readers.size,
+                        if self.writer.get().is_some() || self.remote_writes.is_some() {
                             "reader "
                         } else {
                             ""
@@ -252,10 +298,11 @@ impl Pool {
         }
     }
 
-    fn wrap(self: &Arc<Self>, conn: Conn, permit: OwnedSemaphorePermit) -> PooledConn {
+    fn wrap(self: &Arc<Self>, conn: Conn, permit: OwnedSemaphorePermit, usage: Use) -> PooledConn {
         PooledConn {
             conn: Some(conn),
             pool: Arc::clone(self),
+            usage,
             broken: false,
             _permit: permit,
         }
@@ -312,9 +359,15 @@ impl Pool {
 
     pub(crate) fn stats(&self) -> PoolStatsSnapshot {
         let (writer_open, writer_busy) = self.writer.get().map_or((0, 0), Writer::occupancy);
-        let idle = self.idle.lock().len() as u64 + writer_open - writer_busy;
+        let (mut idle, mut in_use) = self.readers.occupancy();
+        if let Some(writes) = &self.remote_writes {
+            let (writes_idle, writes_in_use) = writes.occupancy();
+            idle += writes_idle;
+            in_use += writes_in_use;
+        }
+        idle += writer_open - writer_busy;
+        in_use += writer_busy;
         let max_size = self.config.max_connections as u64;
-        let in_use = (self.size - self.permits.available_permits()) as u64 + writer_busy;
         PoolStatsSnapshot {
             max_size,
             open: in_use + idle,
@@ -329,6 +382,40 @@ impl Pool {
             created: self.counters.created.load(Ordering::Relaxed),
             discarded: self.counters.discarded.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// What a connection is checked out for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    Read,
+    /// A write without a writer thread: on the remote write connection where there is one.
+    RemoteWrite,
+}
+
+/// Connections of one use: the permits that bound them and the idle ones (reused last in,
+/// first out).
+struct Slots {
+    permits: Arc<Semaphore>,
+    size: usize,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl Slots {
+    fn new(size: usize) -> Self {
+        Slots {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `(idle, in use)`.
+    fn occupancy(&self) -> (u64, u64) {
+        (
+            self.idle.lock().len() as u64,
+            (self.size - self.permits.available_permits()) as u64,
+        )
     }
 }
 
@@ -445,6 +532,7 @@ fn release_transaction(conn: Conn) {
 pub(crate) struct PooledConn {
     conn: Option<Conn>,
     pool: Arc<Pool>,
+    usage: Use,
     broken: bool,
     // Released after the connection is back in the idle list (fields drop in order).
     _permit: OwnedSemaphorePermit,
@@ -479,7 +567,7 @@ impl Drop for PooledConn {
             // The in-memory database lives in this one connection: keep it (a transaction
             // left open is rolled back at the next checkout; nobody else can wait on it).
             conn.idle_since = Instant::now();
-            self.pool.idle.lock().push(conn);
+            self.pool.slots(self.usage).idle.lock().push(conn);
             return;
         }
         if self.broken || in_transaction {
@@ -491,7 +579,7 @@ impl Drop for PooledConn {
             return;
         }
         conn.idle_since = Instant::now();
-        self.pool.idle.lock().push(conn);
+        self.pool.slots(self.usage).idle.lock().push(conn);
     }
 }
 
