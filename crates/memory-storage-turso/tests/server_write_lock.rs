@@ -15,12 +15,18 @@ use memory_core::StorageBackend;
 use memory_core::testing::typical::typical_episode;
 use memory_storage_turso::{PoolStats, TursoConfig, TursoStorage};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writes_to_a_server_wait_in_turn_on_one_connection() {
+/// A sqld of its own and a store on it.
+async fn remote_store() -> (support::Sqld, TursoStorage) {
     let server = support::Sqld::start().await.unwrap();
     let store = TursoStorage::open(TursoConfig::remote(server.url(), None))
         .await
         .unwrap();
+    (server, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_to_a_server_wait_in_turn_on_one_connection() {
+    let (server, store) = remote_store().await;
     store.store_episode(&typical_episode(0)).await.unwrap();
     let before = store.pool_stats();
 
@@ -65,10 +71,7 @@ async fn concurrent_writes_to_a_server_wait_in_turn_on_one_connection() {
 /// stall gone; a failure shows it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_writers_for_five_seconds_never_wait_out_the_timeout() {
-    let server = support::Sqld::start().await.unwrap();
-    let store = TursoStorage::open(TursoConfig::remote(server.url(), None))
-        .await
-        .unwrap();
+    let (_server, store) = remote_store().await;
     let deadline = Instant::now() + Duration::from_secs(5);
     let writers: Vec<_> = (0..16u64)
         .map(|writer| {
